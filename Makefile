@@ -1,0 +1,47 @@
+# The README's two commands: `make run` and `make test`. Both set everything up first
+# (Debian packages as root, a virtualenv with the Python ones) and are quiet when it is done.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ROCKS := $(VENV)/bin/rocks
+STAMP := $(VENV)/.installed
+# make run keeps its demo state inside the checkout; a real site sets PROVISIONER_HOME itself.
+RUN_HOME ?= $(CURDIR)/var
+# Bytecode is what makes `rocks` start fast; some environments switch writing it off.
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: run test setup system-run system-test lint bench clean
+
+run: system-run $(STAMP)
+	@PROVISIONER_HOME=$(RUN_HOME) $(PY) -m provisioner.demo
+
+test: system-test $(STAMP)
+	@$(VENV)/bin/pytest -q
+
+setup: system-run $(STAMP)
+
+system-run:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh run
+
+system-test:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh test
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	@echo "installing Python packages into $(VENV) (libvirt-python compiles, about a minute)"
+	@$(PY) -m pip install -e '.[dev]' > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
+	@$(PY) -c "import provisioner, sqlalchemy, libvirt, flask, tftpy, dnslib, lxml, pluggy"
+	@$(PY) -m compileall -q provisioner >/dev/null
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check provisioner tests bench
+	$(VENV)/bin/ruff format --check provisioner tests bench
+
+bench: system-test $(STAMP)
+	$(PY) bench/cli.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

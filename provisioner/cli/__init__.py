@@ -1,0 +1,1 @@
+"""The `rocks` command line: grammar, registry, output and help (DESIGN "Conventions")."""

@@ -1,0 +1,211 @@
+"""The `rocks` entry point: find the command, parse its words, run it in one transaction.
+
+Errors are one line on stderr, `error: <what was wrong>`, with a non-zero exit status; a
+traceback only with `--debug` (or PROVISIONER_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from provisioner.cli.command import Command, parse_words
+from provisioner.cli.context import Context
+from provisioner.cli.registry import Registry
+from provisioner.config import Config
+from provisioner.errors import DatabaseError, ProvisionerError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from provisioner.plugins import Hooks
+
+HELP_WORDS = ("help", "--help", "-h")
+EXIT_INTERNAL = 70
+
+
+class App:
+    """One CLI process: the config, the rolls, the command registry and a lazy engine."""
+
+    def __init__(
+        self,
+        config: Config,
+        hooks: Hooks | None = None,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        from provisioner.plugins import Hooks
+
+        self.config = config
+        self.hooks = hooks or Hooks.from_config(config)
+        self.registry = Registry(self.hooks.register_commands())
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from provisioner.db.engine import make_engine
+
+            self._engine = make_engine(self.config.db_url, timeout=self.config.database_timeout)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- running ------------------------------------------------------------------------------
+
+    def main(self, words: Sequence[str], debug: bool = False) -> int:
+        """Run one command line; print its output or its one-line error. Returns the status."""
+        try:
+            self.stdout.write(self.execute(words))
+            self.stdout.flush()
+            return 0
+        except ProvisionerError as exc:
+            self._error(str(exc), debug)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            self._error("interrupted", debug)
+            return 130
+        except BrokenPipeError:
+            # `rocks list host | head` closing the pipe is not an error.
+            try:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+            except OSError:
+                pass
+            return 0
+        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a line
+            translated = translate_db_error(exc)
+            if translated is not None:
+                self._error(str(translated), debug)
+                return translated.exit_code
+            self._error(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                debug,
+            )
+            return EXIT_INTERNAL
+
+    def _error(self, message: str, debug: bool) -> None:
+        if debug:
+            traceback.print_exc(file=self.stderr)
+        first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+        self.stderr.write(f"error: {first}\n")
+        self.stderr.flush()
+
+    def execute(self, words: Sequence[str]) -> str:
+        """Run one command line and return what it prints. Raises on failure."""
+        words = _split_first(words)
+        if not words or words[0] in HELP_WORDS:
+            from provisioner.cli.help import help_text
+
+            return help_text(self.registry, list(words[1:]))
+        found = self.registry.lookup(words)
+        if found is None:
+            below = self.registry.below(words)
+            if below:
+                from provisioner.cli.help import listing
+
+                return listing(self.registry, below)
+            hint = self.registry.suggest(words)
+            more = f" (did you mean: {', '.join('rocks ' + h for h in hint)}?)" if hint else ""
+            raise UsageError(f"unknown command 'rocks {' '.join(words)}'{more}")
+        ref, rest = found
+        cls = self.registry.load(ref)
+        if rest and rest[0] in HELP_WORDS:
+            from provisioner.cli.help import command_help
+
+            return command_help(cls)
+        args, params = parse_words(cls, rest)
+        return self.run_command(cls, args, params)
+
+    def run_command(self, cls: type[Command], args: list[str], params: dict[str, Any]) -> str:
+        command = cls()
+        if not cls.transactional:
+            ctx = Context(self, reader=None)  # type: ignore[arg-type]
+            command.run(ctx, args, params)
+            return ctx.render(params)
+        if cls.writes:
+            from provisioner.db.engine import new_session
+            from provisioner.db.reader import Reader
+
+            session = new_session(self.engine, write=True)
+            try:
+                ctx = Context(self, Reader.for_session(session), session)
+                command.run(ctx, args, params)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+            return ctx.render(params)
+        from provisioner.db.reader import Reader
+
+        reader = Reader.connect(self.config.db_url, timeout=self.config.database_timeout)
+        try:
+            ctx = Context(self, reader)
+            command.run(ctx, args, params)
+        finally:
+            reader.close()
+        return ctx.render(params)
+
+
+def translate_db_error(exc: BaseException) -> ProvisionerError | None:
+    """SQLAlchemy/driver errors that have a plain meaning, as one-line errors."""
+    module = type(exc).__module__ or ""
+    if not module.startswith(("sqlalchemy", "sqlite3", "psycopg")):
+        return None
+    text = str(getattr(exc, "orig", None) or exc)
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return DatabaseError("the database is not initialised: run 'rocks init frontend'")
+    if "database is locked" in text or "could not obtain lock" in text:
+        return DatabaseError("the database is busy (locked by another writer); try again")
+    if (
+        "unable to open database" in text
+        or "could not connect" in text
+        or "Connection refused" in text
+    ):
+        return DatabaseError(f"cannot open the database: {text.splitlines()[0]}")
+    name = type(exc).__name__
+    if name == "IntegrityError":
+        from provisioner.errors import Conflict
+
+        return Conflict(f"the change conflicts with existing data: {text.splitlines()[0]}")
+    return None
+
+
+def _split_first(words: Sequence[str]) -> list[str]:
+    # Rocks accepted `rocks "add host" ...`: a first word with spaces is the command phrase.
+    words = list(words)
+    if words and " " in words[0].strip():
+        return words[0].split() + words[1:]
+    return words
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("PROVISIONER_DEBUG", "") not in ("", "0")
+    while argv and argv[0] in ("--debug", "-d"):
+        debug = True
+        argv.pop(0)
+    try:
+        app = App(Config.load())
+    except ProvisionerError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    try:
+        return app.main(argv, debug=debug)
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Settings: one declarative table of settings, read from a TOML file and PROVISIONER_* variables.
+
+Every setting is a `Setting` with its name, type, default and doc; `Config` is the frozen result
+that the CLI, the daemons and the tests pass around. docs/configuration.md is checked against
+`SETTINGS` by a test, so a new setting cannot go undocumented.
+
+Precedence, last wins: the default, the TOML file (`$PROVISIONER_HOME/provisioner.toml` or
+`$PROVISIONER_CONFIG`), the environment variable `PROVISIONER_<NAME>`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from provisioner.errors import ConfigError
+
+DEFAULT_HOME = "/var/lib/provisioner"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "y", "yes", "true", "on"):
+        return True
+    if text in ("0", "n", "no", "false", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def _int(value: Any) -> int:
+    return int(value)
+
+
+def _str(value: Any) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its key in the TOML file, its environment variable and its meaning."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    doc: str
+    section: str = "general"
+
+    @property
+    def env(self) -> str:
+        return "PROVISIONER_" + self.name.upper()
+
+
+def _setting(name: str, default: Any, parse: Callable[[Any], Any], doc: str, section: str) -> Any:
+    return field(
+        default=default,
+        metadata={"setting": Setting(name=name, parse=parse, doc=doc, section=section)},
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved settings: `Config.load()` for the process, `Config.for_home()` in tests."""
+
+    home: Path = _setting(
+        "home",
+        Path(DEFAULT_HOME),
+        Path,
+        "Directory holding the server's state: the SQLite database, generated daemon "
+        "configuration, the install tree and the tftpboot directory, unless set separately.",
+        "general",
+    )
+    database_url: str = _setting(
+        "database_url",
+        "",
+        _str,
+        "SQLAlchemy URL of the cluster database. Empty means the embedded SQLite file "
+        "`$PROVISIONER_HOME/provisioner.db` (WAL mode). PostgreSQL: "
+        "`postgresql+psycopg://user:password@host/dbname`.",
+        "database",
+    )
+    database_timeout: int = _setting(
+        "database_timeout",
+        60,
+        _int,
+        "Seconds a command waits for another writer to finish before it gives up with "
+        "'database is busy'.",
+        "database",
+    )
+    disabled_plugins: tuple[str, ...] = _setting(
+        "disabled_plugins",
+        (),
+        _list,
+        "Rolls (plugins) not to load, by name, comma separated (`xen,myroll`). The base roll "
+        "cannot be disabled.",
+        "plugins",
+    )
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, file: Path | None = None) -> Config:
+        """Defaults, then the TOML file, then the environment."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        home = Path(env.get("PROVISIONER_HOME") or DEFAULT_HOME)
+        if file is None:
+            file = Path(env["PROVISIONER_CONFIG"]) if env.get("PROVISIONER_CONFIG") else None
+            if file is None and (home / "provisioner.toml").is_file():
+                file = home / "provisioner.toml"
+        if file is not None:
+            values.update(_read_toml(file))
+        for s in settings():
+            if s.env in env:
+                values[s.name] = env[s.env]
+        if "home" not in values:
+            values["home"] = home
+        return cls.from_mapping(values, origin=str(file) if file else "environment")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], origin: str = "settings") -> Config:
+        known = {s.name: s for s in settings()}
+        kwargs: dict[str, Any] = {}
+        for key, raw in values.items():
+            s = known.get(key)
+            if s is None:
+                raise ConfigError(f"unknown setting '{key}' in {origin}")
+            try:
+                kwargs[key] = s.parse(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"bad value for setting '{key}' in {origin}: {exc}") from None
+        return cls(**kwargs)
+
+    @classmethod
+    def for_home(cls, home: Path | str, **overrides: Any) -> Config:
+        """A config rooted at `home` with nothing read from the environment (tests, tools)."""
+        return cls.from_mapping({"home": Path(home), **overrides}, origin="arguments")
+
+    def with_(self, **overrides: Any) -> Config:
+        return replace(self, **overrides)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'provisioner.db'}"
+
+
+def settings() -> list[Setting]:
+    return [f.metadata["setting"] for f in fields(Config)]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        # Sections only group keys in the file; names are unique across sections.
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat

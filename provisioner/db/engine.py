@@ -1,0 +1,106 @@
+"""Engine and session factories. The caller owns the session: one per command, per request,
+per daemon unit of work (DESIGN "Style").
+
+SQLite gets WAL, a busy timeout and foreign keys; transactions that write start with
+BEGIN IMMEDIATE so that two writers queue on the lock instead of one failing with
+"database is locked" when it upgrades a read lock. Every commit that changed something bumps
+the `generation` counter in `meta`, which is how readers with caches learn they are stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from provisioner.db.models import Meta
+
+GENERATION_KEY = "generation"
+
+
+def make_engine(url: str, timeout: int = 60, **kwargs: Any) -> Engine:
+    """An engine for `url`, with the SQLite settings this project relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, timeout, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("connect_timeout", min(timeout, 30))
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_engine(url: str, timeout: int, **kwargs: Any) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": timeout}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would defeat BEGIN IMMEDIATE; we emit BEGIN.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def new_session(engine: Engine, write: bool = True) -> Session:
+    """A session whose transaction takes the write lock up front when `write` (SQLite)."""
+    bind = engine.execution_options(sqlite_begin="IMMEDIATE") if write else engine
+    session = Session(bind=bind, expire_on_commit=False, autoflush=True)
+    _track_changes(session)
+    return session
+
+
+@contextmanager
+def transaction(engine: Engine, write: bool = True) -> Iterator[Session]:
+    """One unit of work: commit if the block ends normally, roll back if it raises."""
+    session = new_session(engine, write=write)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _track_changes(session: Session) -> None:
+    @event.listens_for(session, "after_flush")
+    def _flushed(sess: Session, _ctx: Any) -> None:
+        sess.info["changed"] = True
+
+    @event.listens_for(session, "do_orm_execute")
+    def _executed(state: ORMExecuteState) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            state.session.info["changed"] = True
+
+    @event.listens_for(session, "before_commit")
+    def _bump(sess: Session) -> None:
+        sess.flush()
+        if sess.info.pop("changed", False):
+            sess.execute(
+                update(Meta).where(Meta.key == GENERATION_KEY).values(value=Meta.value + 1)
+            )
+            sess.info.pop("changed", None)
+
+    @event.listens_for(session, "after_rollback")
+    def _rolled_back(sess: Session) -> None:
+        sess.info.pop("changed", None)

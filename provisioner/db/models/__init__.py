@@ -1,0 +1,34 @@
+"""Typed SQLAlchemy 2.0 models of the cluster database. Importing this package imports them all,
+so `Base.metadata` is complete for migrations and tests."""
+
+from provisioner.db.models.attributes import (
+    ApplianceAttribute,
+    GlobalAttribute,
+    HostAttribute,
+    OSAttribute,
+)
+from provisioner.db.models.base import Base, Meta
+from provisioner.db.models.boot import BootAction, BootFlags
+from provisioner.db.models.hosts import Appliance, Host, Membership
+from provisioner.db.models.networks import Interface, Subnet
+from provisioner.db.models.rolls import HostRoll, Roll
+from provisioner.db.models.storage import Partition
+
+__all__ = [
+    "Appliance",
+    "ApplianceAttribute",
+    "Base",
+    "BootAction",
+    "BootFlags",
+    "GlobalAttribute",
+    "Host",
+    "HostAttribute",
+    "HostRoll",
+    "Interface",
+    "Membership",
+    "Meta",
+    "OSAttribute",
+    "Partition",
+    "Roll",
+    "Subnet",
+]

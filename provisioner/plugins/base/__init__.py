@@ -1,0 +1,150 @@
+"""The base roll: core appliances, boot actions, documented attributes and core commands.
+
+It is registered like any third-party roll (entry point `base` in the `provisioner` group), and
+its hook implementations are the defaults other rolls build on.
+"""
+
+from __future__ import annotations
+
+from provisioner.hookspecs import hookimpl
+from provisioner.plugins.base.attributes import ATTRIBUTES
+from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
+
+_C = "provisioner.plugins.base.commands."
+
+# Command name -> "module:Class" under provisioner.plugins.base.commands; imported on use only.
+COMMANDS: dict[str, str] = {
+    # hosts
+    "add host": "host:AddHost",
+    "list host": "host:ListHost",
+    "remove host": "host:RemoveHost",
+    "set host rack": "host:SetHostRack",
+    "set host rank": "host:SetHostRank",
+    "set host cpus": "host:SetHostCpus",
+    "set host membership": "host:SetHostMembership",
+    "set host appliance": "host:SetHostAppliance",
+    "set host os": "host:SetHostOs",
+    "set host arch": "host:SetHostArch",
+    "set host name": "host:SetHostName",
+    "set host comment": "host:SetHostComment",
+    # interfaces
+    "add host interface": "interface:AddHostInterface",
+    "list host interface": "interface:ListHostInterface",
+    "remove host interface": "interface:RemoveHostInterface",
+    "set host interface ip": "interface:SetHostInterfaceIp",
+    "set host interface mac": "interface:SetHostInterfaceMac",
+    "set host interface subnet": "interface:SetHostInterfaceSubnet",
+    "set host interface module": "interface:SetHostInterfaceModule",
+    "set host interface name": "interface:SetHostInterfaceName",
+    "set host interface vlan": "interface:SetHostInterfaceVlan",
+    "set host interface iface": "interface:SetHostInterfaceIface",
+    # networks
+    "add network": "network:AddNetwork",
+    "list network": "network:ListNetwork",
+    "remove network": "network:RemoveNetwork",
+    "set network subnet": "network:SetNetworkSubnet",
+    "set network netmask": "network:SetNetworkNetmask",
+    "set network mtu": "network:SetNetworkMtu",
+    "set network zone": "network:SetNetworkZone",
+    "set network servedns": "network:SetNetworkServedns",
+    # appliances and memberships
+    "list membership": "appliance:ListMembership",
+    "add appliance": "appliance:AddAppliance",
+    "list appliance": "appliance:ListAppliance",
+    "remove appliance": "appliance:RemoveAppliance",
+    # attributes
+    "list attr": "attr:ListAttr",
+    "set attr": "attr:SetAttr",
+    "remove attr": "attr:RemoveAttr",
+    "list appliance attr": "attr:ListApplianceAttr",
+    "set appliance attr": "attr:SetApplianceAttr",
+    "remove appliance attr": "attr:RemoveApplianceAttr",
+    "list os attr": "attr:ListOsAttr",
+    "set os attr": "attr:SetOsAttr",
+    "remove os attr": "attr:RemoveOsAttr",
+    "list host attr": "attr:ListHostAttr",
+    "set host attr": "attr:SetHostAttr",
+    "remove host attr": "attr:RemoveHostAttr",
+    "report host attr": "attr:ReportHostAttr",
+    # boot
+    "add bootaction": "boot:AddBootaction",
+    "list bootaction": "boot:ListBootaction",
+    "remove bootaction": "boot:RemoveBootaction",
+    "set host boot": "boot:SetHostBoot",
+    "list host boot": "boot:ListHostBoot",
+    "set host installaction": "boot:SetHostInstallaction",
+    "set host runaction": "boot:SetHostRunaction",
+    "set host installation": "boot:SetHostInstallation",
+    "list host pxeboot": "boot:ListHostPxeboot",
+    "set host pxeboot": "boot:SetHostPxeboot",
+    "list host pxearg": "boot:ListHostPxearg",
+    "add host pxeaction": "boot:AddHostPxeaction",
+    "list host pxeaction": "boot:ListHostPxeaction",
+    "remove host pxeaction": "boot:RemoveHostPxeaction",
+    "report host bootflags": "boot:ReportHostBootflags",
+    "set host bootflags": "boot:SetHostBootflags",
+    "set bootflags": "boot:SetBootflags",
+    # partitions
+    "list host partition": "partition:ListHostPartition",
+    "remove host partition": "partition:RemoveHostPartition",
+    # database and batch
+    "init frontend": "init:InitFrontend",
+    "batch": "batch:Batch",
+    "list help": "help:ListHelp",
+}
+
+
+@hookimpl
+def register_commands() -> list[CommandRef]:
+    return [CommandRef(name, _C + target) for name, target in COMMANDS.items()]
+
+
+@hookimpl
+def register_appliances() -> list[ApplianceSpec]:
+    installable = {"kickstartable": "yes", "dhcp_filename": "pxelinux.0"}
+    return [
+        ApplianceSpec(
+            "frontend", "Frontend", node="server", attrs={**installable, "managed": "false"}
+        ),
+        ApplianceSpec("network", "Ethernet Switches", public=True, attrs={"kickstartable": "no"}),
+        ApplianceSpec("power", "Power Units", public=True, attrs={"kickstartable": "no"}),
+        ApplianceSpec("manager", "Remote Management", public=True, attrs={"kickstartable": "no"}),
+        ApplianceSpec(
+            "nas",
+            "NAS Appliance",
+            node="nas",
+            public=True,
+            attrs={**installable, "managed": "true"},
+        ),
+        ApplianceSpec(
+            "compute",
+            "Compute",
+            node="compute",
+            public=True,
+            attrs={**installable, "managed": "true", "exec_host": "true"},
+        ),
+    ]
+
+
+_INSTALL_ARGS = (
+    "ks ramdisk_size=150000 lang= devfs=nomount pxe kssendmac selinux=0 noipv6 ksdevice=bootif"
+)
+
+
+@hookimpl
+def register_bootactions() -> list[BootActionSpec]:
+    return [
+        BootActionSpec("install", "vmlinuz", "initrd.img", _INSTALL_ARGS),
+        BootActionSpec(
+            "install headless", "vmlinuz", "initrd.img", _INSTALL_ARGS + " headless vnc"
+        ),
+        BootActionSpec("rescue", "vmlinuz", "initrd.img", _INSTALL_ARGS + " rescue"),
+        BootActionSpec("os", "localboot 0"),
+        BootActionSpec("memtest", "kernel memtest"),
+        BootActionSpec("pxeflash", "kernel memdisk bigraw", "pxeflash.img", "keeppxe"),
+    ]
+
+
+@hookimpl
+def register_attributes() -> list[AttrSpec]:
+    return list(ATTRIBUTES)

@@ -1,0 +1,221 @@
+"""Networks and host interfaces: validation, uniqueness of MACs and IPs, and IP allocation."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provisioner.db.models import Interface, Subnet
+from provisioner.db.reader import Reader
+from provisioner.errors import Conflict, NotFound, UsageError
+from provisioner.services.hostargs import is_mac, normalize_mac
+
+SUBNET_COLUMNS = "id, name, subnet, netmask, mtu, dnszone, servedns"
+
+
+def network_of(subnet: str, netmask: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(f"{subnet}/{netmask}", strict=False)
+    except ValueError as exc:
+        raise UsageError(f"bad network {subnet}/{netmask}: {exc}") from None
+
+
+def list_networks(reader: Reader) -> list[tuple[Any, ...]]:
+    return reader.all(f"SELECT {SUBNET_COLUMNS} FROM subnets ORDER BY id")
+
+
+def get_network(session: Session, name: str) -> Subnet:
+    net = session.scalar(select(Subnet).where(func.lower(Subnet.name) == name.lower()))
+    if net is None:
+        raise NotFound(f"unknown network '{name}'")
+    return net
+
+
+def add_network(
+    session: Session,
+    name: str,
+    subnet: str,
+    netmask: str,
+    mtu: int = 1500,
+    dnszone: str | None = None,
+    servedns: bool = False,
+) -> Subnet:
+    net = network_of(subnet, netmask)
+    if session.scalar(select(Subnet.id).where(func.lower(Subnet.name) == name.lower())):
+        raise Conflict(f"network '{name}' already exists")
+    if not 68 <= mtu <= 65535:
+        raise UsageError(f"bad mtu {mtu}")
+    row = Subnet(
+        name=name,
+        subnet=str(net.network_address),
+        netmask=str(net.netmask),
+        mtu=mtu,
+        dnszone=dnszone if dnszone is not None else name,
+        servedns=servedns,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_network(session: Session, name: str, **changes: Any) -> Subnet:
+    row = get_network(session, name)
+    for key, value in changes.items():
+        if key in ("subnet", "netmask"):
+            subnet = value if key == "subnet" else row.subnet
+            netmask = value if key == "netmask" else row.netmask
+            net = network_of(subnet, netmask)
+            row.subnet, row.netmask = str(net.network_address), str(net.netmask)
+        elif key in ("mtu", "dnszone", "servedns"):
+            setattr(row, key, value)
+        else:
+            raise UsageError(f"'{key}' is not a property of a network")
+    session.flush()
+    return row
+
+
+def remove_network(session: Session, name: str) -> None:
+    row = get_network(session, name)
+    used = session.scalar(select(func.count()).where(Interface.subnet_id == row.id)) or 0
+    if used:
+        raise Conflict(f"network '{row.name}' is used by {used} interface(s); remove them first")
+    session.delete(row)
+    session.flush()
+
+
+# -- interfaces ---------------------------------------------------------------------------------
+
+
+def _check_ip(session: Session, ip: str, subnet: Subnet | None, exclude: int | None) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise UsageError(f"bad IP address '{ip}'") from None
+    if subnet is not None:
+        net = network_of(subnet.subnet, subnet.netmask)
+        if addr not in net:
+            raise UsageError(f"IP {ip} is not in network '{subnet.name}' ({net})")
+    q = select(Interface.id).where(Interface.ip == str(addr))
+    if subnet is not None:
+        q = q.where(Interface.subnet_id == subnet.id)
+    if exclude is not None:
+        q = q.where(Interface.id != exclude)
+    if session.scalar(q) is not None:
+        raise Conflict(f"IP {addr} is already used by another interface")
+    return str(addr)
+
+
+def _check_mac(session: Session, mac: str, exclude: int | None) -> str:
+    if not is_mac(mac):
+        raise UsageError(f"bad MAC address '{mac}'")
+    mac = normalize_mac(mac)
+    q = select(Interface.id).where(func.lower(Interface.mac) == mac)
+    if exclude is not None:
+        q = q.where(Interface.id != exclude)
+    if session.scalar(q) is not None:
+        raise Conflict(f"MAC {mac} is already used by another interface")
+    return mac
+
+
+def get_interface(session: Session, host_id: int, device: str) -> Interface:
+    row = session.scalar(
+        select(Interface).where(Interface.host_id == host_id, Interface.device == device)
+    )
+    if row is None:
+        raise NotFound(f"no interface '{device}'")
+    return row
+
+
+def add_interface(
+    session: Session,
+    host_id: int,
+    device: str,
+    mac: str | None = None,
+    ip: str | None = None,
+    subnet: str | None = None,
+    vlan: int | None = None,
+    module: str | None = None,
+    name: str | None = None,
+) -> Interface:
+    if not device or any(c.isspace() for c in device):
+        raise UsageError(f"bad interface name '{device}'")
+    existing = session.scalar(
+        select(Interface.id).where(Interface.host_id == host_id, Interface.device == device)
+    )
+    if existing is not None:
+        raise Conflict(f"interface '{device}' already exists")
+    net = get_network(session, subnet) if subnet else None
+    row = Interface(
+        host_id=host_id,
+        device=device,
+        mac=_check_mac(session, mac, None) if mac else None,
+        ip=_check_ip(session, ip, net, None) if ip else None,
+        subnet_id=net.id if net else None,
+        vlan=vlan,
+        module=module,
+        name=name,
+    )
+    if vlan is not None and not 0 <= vlan <= 4094:
+        raise UsageError(f"bad vlan {vlan}: 0 to 4094")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_interface(session: Session, host_id: int, device: str, **changes: Any) -> Interface:
+    row = get_interface(session, host_id, device)
+    for key, value in changes.items():
+        if value in ("", None) or (isinstance(value, str) and value.lower() == "none"):
+            value = None
+        if key == "mac":
+            row.mac = _check_mac(session, value, row.id) if value else None
+        elif key == "ip":
+            net = session.get(Subnet, row.subnet_id) if row.subnet_id else None
+            row.ip = _check_ip(session, value, net, row.id) if value else None
+        elif key == "subnet":
+            net = get_network(session, value) if value else None
+            if row.ip:
+                _check_ip(session, row.ip, net, row.id)
+            row.subnet_id = net.id if net else None
+        elif key == "iface":
+            if not value:
+                raise UsageError("an interface needs a name")
+            if session.scalar(
+                select(Interface.id).where(Interface.host_id == host_id, Interface.device == value)
+            ):
+                raise Conflict(f"interface '{value}' already exists")
+            row.device = value
+        elif key == "vlan":
+            row.vlan = int(value) if value is not None else None
+        elif key in ("module", "name", "options"):
+            setattr(row, key, value)
+        else:
+            raise UsageError(f"'{key}' is not a property of an interface")
+    session.flush()
+    return row
+
+
+def remove_interface(session: Session, host_id: int, device: str) -> None:
+    session.delete(get_interface(session, host_id, device))
+    session.flush()
+
+
+def next_free_ip(session: Session, subnet: Subnet, skip: set[str] | None = None) -> str:
+    """The highest free address of the network, counting down (Rocks' insert-ethers rule).
+
+    The network and broadcast addresses are never given out; `skip` holds addresses already
+    promised in the same transaction.
+    """
+    net = network_of(subnet.subnet, subnet.netmask)
+    used = set(session.scalars(select(Interface.ip).where(Interface.ip.is_not(None))))
+    used |= skip or set()
+    top = int(net.broadcast_address) - 1
+    bottom = int(net.network_address) + 1
+    for value in range(top, bottom - 1, -1):
+        candidate = str(ipaddress.ip_address(value))
+        if candidate not in used:
+            return candidate
+    raise Conflict(f"network '{subnet.name}' has no free address left")

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install the Debian packages a make target needs, only those missing, and quietly.
+# Usage: scripts/system-deps.sh run|test|bench
+# As root it runs apt-get; otherwise it names what is missing and how to get it.
+set -euo pipefail
+
+# libvirt-python builds from source: it needs the headers, pkg-config and a compiler.
+RUN_PKGS="libvirt-dev pkg-config gcc"
+# The suite also starts PostgreSQL, dnsmasq, QEMU PXE clients and libvirtd of its own.
+TEST_PKGS="$RUN_PKGS postgresql iproute2"
+BENCH_PKGS="$TEST_PKGS"
+
+case "${1:-run}" in
+  run) want=$RUN_PKGS ;;
+  test) want=$TEST_PKGS ;;
+  bench) want=$BENCH_PKGS ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in $want; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+# A Python without venv/ensurepip (Debian's python3 without python3-venv) cannot make the virtualenv.
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
+  missing+=("python3-venv")
+fi
+# Compiling libvirt-python needs Python.h for the interpreter we build the venv with.
+if ! "$PY" -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"; then
+  missing+=("python3-dev")
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: missing Debian packages: ${missing[*]}" >&2
+  echo "       install them as root:  apt-get install --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
