@@ -21,6 +21,11 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from provisioner.db.models import Meta
 
 GENERATION_KEY = "generation"
+_BUMP = (
+    update(Meta.__table__)
+    .where(Meta.__table__.c.key == GENERATION_KEY)
+    .values(value=Meta.__table__.c.value + 1)
+)
 
 
 def make_engine(url: str, timeout: int = 60, **kwargs: Any) -> Engine:
@@ -60,12 +65,14 @@ def _sqlite_engine(url: str, timeout: int, **kwargs: Any) -> Engine:
     return engine
 
 
+class TrackedSession(Session):
+    """A session that bumps the `generation` counter when it commits a change."""
+
+
 def new_session(engine: Engine, write: bool = True) -> Session:
     """A session whose transaction takes the write lock up front when `write` (SQLite)."""
     bind = engine.execution_options(sqlite_begin="IMMEDIATE") if write else engine
-    session = Session(bind=bind, expire_on_commit=False, autoflush=True)
-    _track_changes(session)
-    return session
+    return TrackedSession(bind=bind, expire_on_commit=False, autoflush=True)
 
 
 @contextmanager
@@ -82,25 +89,26 @@ def transaction(engine: Engine, write: bool = True) -> Iterator[Session]:
         session.close()
 
 
-def _track_changes(session: Session) -> None:
-    @event.listens_for(session, "after_flush")
-    def _flushed(sess: Session, _ctx: Any) -> None:
-        sess.info["changed"] = True
+# Listeners on the class, registered once: per-session registration costs more than the
+# statements of a small command in bulk mode.
+@event.listens_for(TrackedSession, "after_flush")
+def _flushed(sess: Session, _ctx: Any) -> None:
+    sess.info["changed"] = True
 
-    @event.listens_for(session, "do_orm_execute")
-    def _executed(state: ORMExecuteState) -> None:
-        if state.is_insert or state.is_update or state.is_delete:
-            state.session.info["changed"] = True
 
-    @event.listens_for(session, "before_commit")
-    def _bump(sess: Session) -> None:
-        sess.flush()
-        if sess.info.pop("changed", False):
-            sess.execute(
-                update(Meta).where(Meta.key == GENERATION_KEY).values(value=Meta.value + 1)
-            )
-            sess.info.pop("changed", None)
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["changed"] = True
 
-    @event.listens_for(session, "after_rollback")
-    def _rolled_back(sess: Session) -> None:
-        sess.info.pop("changed", None)
+
+@event.listens_for(TrackedSession, "before_commit")
+def _bump(sess: Session) -> None:
+    sess.flush()
+    if sess.info.pop("changed", False):
+        sess.connection().execute(_BUMP)
+
+
+@event.listens_for(TrackedSession, "after_rollback")
+def _rolled_back(sess: Session) -> None:
+    sess.info.pop("changed", None)

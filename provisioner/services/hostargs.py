@@ -1,6 +1,7 @@
 """Host arguments, as Rocks users type them: a name, an IP, a MAC, an appliance name (all its
 hosts), `rackN` (the non-frontend hosts of rack N), a glob (`compute-0-*`, or Rocks' `%`), an
-FQDN in a zone we serve or an interface name. No words means every host."""
+FQDN in a zone we serve, an interface name (or its first label) or an alias. No words means
+every host. The first rule that matches wins, in that order."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def _match_word(reader: Reader, word: str) -> list[HostRow]:
             return []
         clause, params = reader.in_clause("n", names)
         return _rows(reader, f"h.name IN {clause}", **params)
-    rows = _rows(reader, "lower(h.name) = :name", name=low)
+    # Names are stored lower-case, so the unique index answers this.
+    rows = _rows(reader, "h.name = :name", name=low)
     if rows:
         return rows
     rows = _rows(reader, "lower(a.name) = :name", name=low)
@@ -104,7 +106,15 @@ def _match_word(reader: Reader, word: str) -> list[HostRow]:
             "h.id IN (SELECT host_id FROM interfaces WHERE lower(mac) = :mac)",
             mac=normalize_mac(low),
         )
-    rows = _rows(reader, "h.id IN (SELECT host_id FROM interfaces WHERE lower(name) = :n)", n=low)
+    # An interface's DNS name, or its first label ("vi-1" for "vi-1.rocksclusters.org"), or
+    # an alias: what `gethostbyname` would have found for Rocks.
+    rows = _rows(
+        reader,
+        "h.id IN (SELECT host_id FROM interfaces WHERE lower(name) = :n OR lower(name) LIKE :p "
+        "UNION SELECT host_id FROM aliases WHERE name = :n)",
+        n=low,
+        p=low + ".%",
+    )
     if rows:
         return rows
     if "." in low:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner.db.models import Interface, Subnet
+from provisioner.db.models import Alias, Interface, Subnet
 from provisioner.db.reader import Reader
 from provisioner.errors import Conflict, NotFound, UsageError
 from provisioner.services.hostargs import is_mac, normalize_mac
@@ -219,3 +219,29 @@ def next_free_ip(session: Session, subnet: Subnet, skip: set[str] | None = None)
         if candidate not in used:
             return candidate
     raise Conflict(f"network '{subnet.name}' has no free address left")
+
+
+# -- aliases ------------------------------------------------------------------------------------
+
+
+def add_alias(session: Session, host_id: int, name: str) -> Alias:
+    from provisioner.db.models import Host
+    from provisioner.services.hosts import check_host_name
+
+    name = check_host_name(session, name)
+    if session.scalar(select(Host.id).where(Host.name == name)) is not None:
+        raise Conflict(f"'{name}' is the name of a host")
+    if session.scalar(select(Alias.id).where(Alias.name == name)) is not None:
+        raise Conflict(f"alias '{name}' already exists")
+    row = Alias(host_id=host_id, name=name)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_alias(session: Session, host_id: int, name: str) -> None:
+    row = session.scalar(select(Alias).where(Alias.host_id == host_id, Alias.name == name.lower()))
+    if row is None:
+        raise NotFound(f"no alias '{name}' for this host")
+    session.delete(row)
+    session.flush()

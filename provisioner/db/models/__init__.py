@@ -10,11 +10,12 @@ from provisioner.db.models.attributes import (
 from provisioner.db.models.base import Base, Meta
 from provisioner.db.models.boot import BootAction, BootFlags
 from provisioner.db.models.hosts import Appliance, Host, Membership
-from provisioner.db.models.networks import Interface, Subnet
+from provisioner.db.models.networks import Alias, Interface, Subnet
 from provisioner.db.models.rolls import HostRoll, Roll
 from provisioner.db.models.storage import Partition
 
 __all__ = [
+    "Alias",
     "Appliance",
     "ApplianceAttribute",
     "Base",

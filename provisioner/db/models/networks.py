@@ -44,3 +44,13 @@ class Interface(Base):
     options: Mapped[str | None] = mapped_column(String(256), default=None)
 
     subnet: Mapped[Subnet | None] = relationship()
+
+
+class Alias(Base):
+    """Another DNS name (CNAME) for a host, in the zone of its primary interface's network."""
+
+    __tablename__ = "aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)

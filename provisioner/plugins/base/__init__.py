@@ -38,6 +38,10 @@ COMMANDS: dict[str, str] = {
     "set host interface name": "interface:SetHostInterfaceName",
     "set host interface vlan": "interface:SetHostInterfaceVlan",
     "set host interface iface": "interface:SetHostInterfaceIface",
+    # aliases
+    "add host alias": "alias:AddHostAlias",
+    "list host alias": "alias:ListHostAlias",
+    "remove host alias": "alias:RemoveHostAlias",
     # networks
     "add network": "network:AddNetwork",
     "list network": "network:ListNetwork",

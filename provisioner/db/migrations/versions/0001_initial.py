@@ -246,11 +246,26 @@ def upgrade() -> None:
         sa.UniqueConstraint("host_id", "device", name=op.f("uq_partitions_host_id_device")),
     )
 
+    op.create_table(
+        "aliases",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("host_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["host_id"], ["hosts.id"], name=op.f("fk_aliases_host_id_hosts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_aliases")),
+        sa.UniqueConstraint("name", name=op.f("uq_aliases_name")),
+    )
+    with op.batch_alter_table("aliases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_aliases_host_id"), ["host_id"], unique=False)
+
     meta = sa.table("meta", sa.column("key", sa.String), sa.column("value", sa.Integer))
     op.bulk_insert(meta, [{"key": "generation", "value": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("aliases")
     op.drop_table("partitions")
     with op.batch_alter_table("interfaces", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_interfaces_ip"))
