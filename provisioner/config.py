@@ -96,6 +96,22 @@ class Config:
         "'database is busy'.",
         "database",
     )
+    site_profiles: Path = _setting(
+        "site_profiles",
+        Path(""),
+        Path,
+        "Directory of the site's own node graph files (`nodes/`, `graphs/<name>/`), searched "
+        "before every roll's. Empty means `$PROVISIONER_HOME/site-profiles`.",
+        "graph",
+    )
+    eval_enabled: bool = _setting(
+        "eval_enabled",
+        False,
+        _bool,
+        "Run `<eval>` tags of node files (shell on this server at kickstart time). Off by "
+        "default: a node file should not be able to run code here.",
+        "graph",
+    )
     disabled_plugins: tuple[str, ...] = _setting(
         "disabled_plugins",
         (),
@@ -145,6 +161,14 @@ class Config:
 
     def with_(self, **overrides: Any) -> Config:
         return replace(self, **overrides)
+
+    @property
+    def site_profiles_dir(self) -> Path:
+        return (
+            self.site_profiles
+            if str(self.site_profiles) not in ("", ".")
+            else self.home / "site-profiles"
+        )
 
     @property
     def db_url(self) -> str:

@@ -6,9 +6,12 @@ set -euo pipefail
 
 # libvirt-python builds from source: it needs the headers, pkg-config and a compiler.
 RUN_PKGS="libvirt-dev pkg-config gcc"
-# The suite also starts PostgreSQL, dnsmasq, QEMU PXE clients and libvirtd of its own.
-TEST_PKGS="$RUN_PKGS postgresql iproute2"
-BENCH_PKGS="$TEST_PKGS"
+# The suite also starts PostgreSQL, dnsmasq, QEMU PXE clients and libvirtd of its own, and
+# validates kickstarts; benchmarks compare with tftpd-hpa and dnsmasq (dnsperf drives DNS).
+E2E_PKGS="qemu-system-x86 ipxe-qemu ipxe pxelinux syslinux-common dnsmasq-base busybox-static ovmf \
+libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio"
+TEST_PKGS="$RUN_PKGS postgresql iproute2 $E2E_PKGS"
+BENCH_PKGS="$TEST_PKGS tftpd-hpa atftp dnsperf"
 
 case "${1:-run}" in
   run) want=$RUN_PKGS ;;
@@ -44,5 +47,10 @@ fi
 
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "error: apt-get could not install: ${missing[*]}" >&2
+  exit 1
+fi

@@ -6,6 +6,8 @@ its hook implementations are the defaults other rolls build on.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from provisioner.hookspecs import hookimpl
 from provisioner.plugins.base.attributes import ATTRIBUTES
 from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
@@ -91,6 +93,11 @@ COMMANDS: dict[str, str] = {
     # partitions
     "list host partition": "partition:ListHostPartition",
     "remove host partition": "partition:RemoveHostPartition",
+    # node graph and kickstarts (provisioner.graph, provisioner.kickstart)
+    "list host profile": "profile:ListHostProfile",
+    "list host xml": "profile:ListHostXml",
+    "list node xml": "profile:ListNodeXml",
+    "report host graph": "profile:ReportHostGraph",
     # database and batch
     "init frontend": "init:InitFrontend",
     "batch": "batch:Batch",
@@ -152,3 +159,9 @@ def register_bootactions() -> list[BootActionSpec]:
 @hookimpl
 def register_attributes() -> list[AttrSpec]:
     return list(ATTRIBUTES)
+
+
+@hookimpl
+def node_directories() -> list[Path]:
+    # nodes/ and graphs/default/ of the base roll live beside this file.
+    return [Path(__file__).parent]
