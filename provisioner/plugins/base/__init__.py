@@ -98,6 +98,9 @@ COMMANDS: dict[str, str] = {
     "list host xml": "profile:ListHostXml",
     "list node xml": "profile:ListNodeXml",
     "report host graph": "profile:ReportHostGraph",
+    # rolls (loaded plugin rolls and roll media)
+    "list roll": "roll:ListRoll",
+    "list roll command": "roll:ListRollCommand",
     # database and batch
     "init frontend": "init:InitFrontend",
     "batch": "batch:Batch",
