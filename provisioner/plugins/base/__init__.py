@@ -168,3 +168,14 @@ def register_attributes() -> list[AttrSpec]:
 def node_directories() -> list[Path]:
     # nodes/ and graphs/default/ of the base roll live beside this file.
     return [Path(__file__).parent]
+
+
+@hookimpl
+def host_removing(session: object, host: object) -> None:
+    # Everything hangs off the frontend: its interfaces are the cluster's gateway and servers.
+    from provisioner.db.models import Host
+    from provisioner.errors import Vetoed
+
+    assert isinstance(host, Host)
+    if host.membership.appliance.name == "frontend":
+        raise Vetoed(f"'{host.name}' is the frontend and cannot be removed")
