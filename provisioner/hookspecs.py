@@ -13,11 +13,19 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
+    from typing import Any
 
+    from flask import Blueprint
     from sqlalchemy.orm import Session
 
+    from provisioner.config import Config
     from provisioner.db.models import Host
+    from provisioner.db.reader import Reader
+    from provisioner.plugins import Hooks
+    from provisioner.plugins.xen.driver import VmDriver
+    from provisioner.services.hostargs import HostRow
     from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
 
 hookspec = pluggy.HookspecMarker("provisioner")
@@ -61,20 +69,85 @@ def node_directories() -> list[Path]:
     """
 
 
-# -- Host life cycle --------------------------------------------------------------------------
+@hookspec
+def register_blueprints() -> list[Blueprint]:
+    """Flask blueprints the web application mounts (pages, API routes, install callbacks).
+
+    Called once by the app factory; each blueprint brings its own `url_prefix`. Import Flask
+    inside the implementation: the CLI loads every roll and must not pay for it.
+    """
 
 
 @hookspec
-def host_added(session: Session, host: Host) -> None:
+def register_vm_drivers() -> list[VmDriver]:
+    """VM drivers (objects following `provisioner.plugins.xen.driver.VmDriver`) by which the
+    `... host vm` commands define, power and inspect virtual machines.
+
+    Called when a VM command first needs a driver. A VM container picks its driver by name
+    with the `vm_driver` attribute (default `libvirt`); two rolls registering the same
+    driver name is an error. Import the hypervisor's library inside the driver's methods.
+    """
+
+
+# -- Host life cycle --------------------------------------------------------------------------
+# Each gets `hooks`, the facade that called it, so an implementation can reach what other rolls
+# registered (the VM driver of a container, say). Declare only the arguments you use.
+
+
+@hookspec
+def host_added(session: Session, host: Host, hooks: Hooks) -> None:
     """A host was added (flushed, so `host.id` is set). Runs in the adding transaction."""
 
 
 @hookspec
-def host_removing(session: Session, host: Host) -> None:
+def host_removing(session: Session, host: Host, hooks: Hooks) -> None:
     """A host is about to be removed. Raise `provisioner.errors.Vetoed` to refuse; the whole
     command then fails and nothing is removed. Clean up what the roll keeps for the host."""
 
 
 @hookspec
-def host_changed(session: Session, host: Host, changes: dict[str, object]) -> None:
+def host_changed(session: Session, host: Host, changes: dict[str, object], hooks: Hooks) -> None:
     """Columns of a host changed; `changes` maps each changed field to its new value."""
+
+
+@hookspec
+def install_event(
+    session: Session, host: Host, event: str, detail: dict[str, Any], hooks: Hooks
+) -> None:
+    """A host reported progress of its installation.
+
+    `event` names the step: `kickstart` (its kickstart was served), `partitions` (it reported
+    its partitions), `done` (the install finished and its boot action went to `os`); rolls may
+    report their own names. `detail` is what the host sent, as JSON values. Runs in the
+    transaction that records the event; raising fails the request.
+    """
+
+
+# -- Rendering ----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def render_boot_config(
+    config: Config, reader: Reader, host: HostRow, flavor: str, attrs: Mapping[str, str]
+) -> str | None:
+    """The network-boot configuration `host` gets, as text, or None to leave it to another roll.
+
+    :param flavor: the loader asking: `pxelinux` (BIOS), `grub` (UEFI) or `ipxe`.
+    :param attrs: the host's resolved attributes.
+
+    Stops at first non-None result. The base roll's implementation is `trylast`, so a roll
+    overrides the file for the hosts it cares about by returning text for them only.
+    """
+
+
+@hookspec(firstresult=True)
+def render_kickstart(
+    config: Config, reader: Reader, host: HostRow, attrs: Mapping[str, str]
+) -> str | None:
+    """The kickstart `host` installs with, as text, or None to leave it to another roll.
+
+    :param attrs: the host's resolved attributes.
+
+    Stops at first non-None result. The base roll's implementation (the node graph) is
+    `trylast`.
+    """

@@ -20,14 +20,22 @@ from provisioner import hookspecs
 from provisioner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from flask import Blueprint
     from sqlalchemy.orm import Session
 
     from provisioner.config import Config
     from provisioner.db.models import Host
+    from provisioner.db.reader import Reader
+    from provisioner.plugins.xen.driver import VmDriver
+    from provisioner.services.hostargs import HostRow
     from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
 
 BUILTIN_ROLLS: dict[str, str] = {
     "base": "provisioner.plugins.base",
+    "xen": "provisioner.plugins.xen",
 }
 REQUIRED_ROLLS = ("base",)
 
@@ -60,6 +68,7 @@ class Hooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        self._vm_drivers: dict[str, VmDriver] | None = None
 
     @classmethod
     def from_config(cls, config: Config, extra: Sequence[tuple[str, object]] = ()) -> Hooks:
@@ -102,13 +111,67 @@ class Hooks:
             Path(d) for _, items in self._per_roll(self.pm.hook.node_directories) for d in items
         ]  # type: ignore[arg-type]
 
+    def register_blueprints(self) -> list[Blueprint]:
+        return [b for _, items in self._per_roll(self.pm.hook.register_blueprints) for b in items]  # type: ignore[misc]
+
+    def register_vm_drivers(self) -> list[tuple[str, VmDriver]]:
+        """(roll, driver) pairs, base first."""
+        return [
+            (r, d) for r, items in self._per_roll(self.pm.hook.register_vm_drivers) for d in items
+        ]  # type: ignore[misc]
+
+    def vm_drivers(self) -> dict[str, VmDriver]:
+        """Drivers by name, collected once per Hooks (drivers may keep connections open)."""
+        if self._vm_drivers is None:
+            found: dict[str, VmDriver] = {}
+            owner: dict[str, str] = {}
+            for roll, driver in self.register_vm_drivers():
+                name = driver.name
+                if name in found:
+                    raise ConfigError(
+                        f"VM driver '{name}' is registered by both roll '{owner[name]}' "
+                        f"and roll '{roll}'"
+                    )
+                found[name], owner[name] = driver, roll
+            self._vm_drivers = found
+        return self._vm_drivers
+
+    def vm_driver(self, name: str) -> VmDriver:
+        drivers = self.vm_drivers()
+        try:
+            return drivers[name]
+        except KeyError:
+            known = ", ".join(sorted(drivers)) or "none"
+            raise ConfigError(f"unknown VM driver '{name}' (drivers: {known})") from None
+
     # -- host life cycle ----------------------------------------------------------------------
 
     def host_added(self, session: Session, host: Host) -> None:
-        self.pm.hook.host_added(session=session, host=host)
+        self.pm.hook.host_added(session=session, host=host, hooks=self)
 
     def host_removing(self, session: Session, host: Host) -> None:
-        self.pm.hook.host_removing(session=session, host=host)
+        self.pm.hook.host_removing(session=session, host=host, hooks=self)
 
     def host_changed(self, session: Session, host: Host, changes: dict[str, object]) -> None:
-        self.pm.hook.host_changed(session=session, host=host, changes=changes)
+        self.pm.hook.host_changed(session=session, host=host, changes=changes, hooks=self)
+
+    def install_event(
+        self, session: Session, host: Host, event: str, detail: dict[str, Any]
+    ) -> None:
+        self.pm.hook.install_event(
+            session=session, host=host, event=event, detail=detail, hooks=self
+        )
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render_boot_config(
+        self, config: Config, reader: Reader, host: HostRow, flavor: str, attrs: Mapping[str, str]
+    ) -> str | None:
+        return self.pm.hook.render_boot_config(
+            config=config, reader=reader, host=host, flavor=flavor, attrs=attrs
+        )
+
+    def render_kickstart(
+        self, config: Config, reader: Reader, host: HostRow, attrs: Mapping[str, str]
+    ) -> str | None:
+        return self.pm.hook.render_kickstart(config=config, reader=reader, host=host, attrs=attrs)

@@ -13,6 +13,7 @@ from provisioner.db.models.hosts import Appliance, Host, Membership
 from provisioner.db.models.networks import Alias, Interface, Subnet
 from provisioner.db.models.rolls import HostRoll, Roll
 from provisioner.db.models.storage import Partition
+from provisioner.db.models.vm import VmDisk, VmNode
 
 __all__ = [
     "Alias",
@@ -32,4 +33,6 @@ __all__ = [
     "Partition",
     "Roll",
     "Subnet",
+    "VmDisk",
+    "VmNode",
 ]

@@ -1,0 +1,1 @@
+"""Commands of the Xen roll, imported only when one runs."""
