@@ -1,0 +1,387 @@
+"""`KickstartRenderer`: a host's kickstart (or expanded XML) from the database and the graph.
+
+Built to answer thousands of kickstart requests a second from one process, so each request
+does only what depends on the host:
+
+- node and graph files are parsed once and re-read only when their mtime or size changes
+  (`NodeCatalog`, checked at most every `check_interval` seconds);
+- the traversal and its order are cached per (files version, graph, root node, values of the
+  attributes edge conditions read);
+- the compiled template is cached per (that, values of the attributes tag conditions read);
+- global, OS and appliance attributes (and appliances, memberships) are cached per database
+  `generation`, which every committed change bumps;
+- per request: one query for the host's own attributes, private address, boot flags and the
+  generation, one for its partitions, a dict merge and a `str.join`.
+
+One renderer serves one database; it is thread-safe (caches are replaced under a lock, and
+compiled templates are immutable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provisioner import __version__
+from provisioner.errors import NotFound
+from provisioner.graph.catalog import NodeCatalog, default_directories
+from provisioner.graph.errors import GraphError
+from provisioner.graph.traverse import Graph, Traversal, order, traverse
+from provisioner.kickstart.generate import (
+    BOOTFLAGS,
+    PARTITION_JSON,
+    Info,
+    KickstartBuilder,
+    NodeEntry,
+    expanded_xml,
+    partition_json,
+)
+from provisioner.kickstart.template import Template
+
+if TYPE_CHECKING:
+    from provisioner.config import Config
+    from provisioner.db.reader import Reader
+    from provisioner.plugins import Hooks
+    from provisioner.services.hostargs import HostRow
+
+SYNTAX_ATTR = "Kickstart_SyntaxVersion"
+DEFAULT_SYNTAX = "RHEL9"
+RELEASE = "provisioner"
+DEFAULT_DISTRIBUTION = "rocks-dist"
+PARTITION_COLUMNS = (
+    "device",
+    "mountpoint",
+    "sectorstart",
+    "partitionsize",
+    "partitionid",
+    "fstype",
+    "partitionflags",
+    "formatflags",
+)
+
+_HOST_SQL = (
+    "SELECT 'h', attr, value FROM host_attributes WHERE host_id = :h "
+    "UNION ALL SELECT 'i', i.device, i.ip FROM interfaces i JOIN subnets s "
+    "ON s.id = i.subnet_id WHERE i.host_id = :h AND s.name = 'private' "
+    "AND i.ip IS NOT NULL AND i.vlan IS NULL "
+    "UNION ALL SELECT CASE WHEN host_id IS NULL THEN 'd' ELSE 'b' END, '', flags "
+    "FROM bootflags WHERE host_id = :h OR host_id IS NULL "
+    "UNION ALL SELECT 'g', key, CAST(value AS TEXT) FROM meta WHERE key = 'generation'"
+)
+_PARTITION_SQL = (
+    f"SELECT {', '.join(PARTITION_COLUMNS)} FROM partitions WHERE host_id = :h ORDER BY device"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A traversal in kickstart order, shared by every host whose edge values are the same."""
+
+    graph: Graph
+    traversal: Traversal
+    entries: tuple[NodeEntry, ...]
+    tag_cond_names: tuple[str, ...]
+    key: tuple[Any, ...]
+
+
+class _Levels:
+    """Global, OS and appliance attributes and appliance facts at one database generation."""
+
+    def __init__(self, generation: int, reader: Reader) -> None:
+        self.generation = generation
+        self.g = dict(reader.all("SELECT attr, value FROM global_attributes"))
+        self.o: dict[str, dict[str, str]] = {}
+        for os_name, attr, value in reader.all("SELECT os, attr, value FROM os_attributes"):
+            self.o.setdefault(os_name, {})[attr] = value
+        self.a: dict[int, dict[str, str]] = {}
+        for app, attr, value in reader.all(
+            "SELECT appliance_id, attr, value FROM appliance_attributes"
+        ):
+            self.a.setdefault(app, {})[attr] = value
+        self.appliances: dict[int, tuple[str, str]] = {
+            r[0]: (r[1] or "default", r[2] or "")
+            for r in reader.all("SELECT id, graph, node FROM appliances")
+        }
+        self.distribution: dict[int, str] = {
+            r[0]: r[1] or DEFAULT_DISTRIBUTION
+            for r in reader.all("SELECT id, distribution FROM memberships")
+        }
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        return self.data.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        self.data[key] = value
+        if len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+
+class KickstartRenderer:
+    """Kickstarts and expanded XML for hosts; see the module docstring for the caches."""
+
+    def __init__(
+        self,
+        config: Config,
+        hooks: Hooks | None = None,
+        *,
+        directories: Sequence[tuple[Path, str]] | None = None,
+        check_interval: float = 1.0,
+        cache_size: int = 4096,
+    ) -> None:
+        self.config = config
+        dirs = directories if directories is not None else default_directories(config, hooks)
+        self.catalog = NodeCatalog(dirs, check_interval=check_interval)
+        self._lock = threading.RLock()
+        self._levels: _Levels | None = None
+        self._graphs: dict[tuple[int, str], Graph] = {}
+        self._plans = _LRU(cache_size)
+        self._templates = _LRU(cache_size)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def render(self, reader: Reader, host: HostRow) -> str:
+        """The host's kickstart. Raises GraphError (bad files, undefined attribute) or NotFound
+        (the appliance is not installed by this server)."""
+        values, graph, root = self.host_values(reader, host)
+        return self.render_values(values, graph, root)
+
+    def render_xml(self, reader: Reader, host: HostRow) -> str:
+        """The host's traversed node files, expanded (`rocks list host xml`)."""
+        values, graph, root = self.host_values(reader, host)
+        plan = self.plan(graph, root, values)
+        return expanded_xml(plan.entries, values, self._info(graph, root), host.name)
+
+    def render_values(self, values: Mapping[str, str], graph: str, root: str) -> str:
+        """A kickstart from attribute values alone (frontend builds: `rocks list node xml`)."""
+        plan = self.plan(graph, root, values)
+        return self.template(plan, values).render(values)
+
+    def render_values_xml(self, values: Mapping[str, str], graph: str, root: str) -> str:
+        plan = self.plan(graph, root, values)
+        name = values.get("hostname", "")
+        return expanded_xml(plan.entries, values, self._info(graph, root), name)
+
+    def host_values(self, reader: Reader, host: HostRow) -> tuple[dict[str, str], str, str]:
+        """(values, graph, root node): the host's attributes with the XML-time extras."""
+        own: dict[str, str] = {}
+        addrs: list[tuple[str, str]] = []
+        flags: str | None = None
+        default_flags = ""
+        generation = 0
+        for kind, key, value in reader.all(_HOST_SQL, h=host.id):
+            if kind == "h":
+                own[key] = value
+            elif kind == "i":
+                addrs.append((key, value))
+            elif kind == "b":
+                flags = value or ""
+            elif kind == "d":
+                default_flags = value or ""
+            else:
+                generation = int(value or 0)
+        levels = self._levels_at(reader, generation)
+        graph, root = levels.appliances.get(host.appliance_id, ("default", ""))
+        if not root:
+            raise NotFound(
+                f"appliance '{host.appliance}' has no root node: its hosts are not installed "
+                "by this server"
+            )
+        values = {
+            "hostname": host.name,
+            "rack": str(host.rack),
+            "rank": str(host.rank),
+            "appliance": host.appliance,
+            "membership": host.membership,
+        }
+        values.update(levels.g)
+        values.update(levels.o.get(host.os, {}))
+        values.update(levels.a.get(host.appliance_id, {}))
+        values["os"] = host.os
+        values["arch"] = host.arch
+        values.update(own)
+        if addrs:
+            values.setdefault("hostaddr", min(addrs)[1])
+        self._extras(values, graph, root, levels.distribution.get(host.membership_id))
+        values[BOOTFLAGS] = flags if flags is not None else default_flags
+        rows = [
+            dict(zip(PARTITION_COLUMNS, (str(c or "") for c in r), strict=True))
+            for r in reader.all(_PARTITION_SQL, h=host.id)
+        ]
+        values[PARTITION_JSON] = partition_json(host.name, host.appliance, rows)
+        return values, graph, root
+
+    @staticmethod
+    def node_values(attrs: Mapping[str, str], root: str, graph: str = "default") -> dict[str, str]:
+        """Values for `rocks list node xml`: the given attributes, Rocks' defaults for a
+        frontend build, and the XML-time extras."""
+        values = {
+            "os": "linux",
+            "arch": os.uname().machine,
+            "hostname": "frontend",
+            "appliance": "frontend",
+            "membership": "Frontend",
+            "rack": "0",
+            "rank": "0",
+        }
+        values.update(attrs)
+        KickstartRenderer._extras(values, graph, root, None)
+        values.setdefault(BOOTFLAGS, "")
+        values.setdefault(
+            PARTITION_JSON, partition_json(values["hostname"], values["appliance"], [])
+        )
+        return values
+
+    @staticmethod
+    def _extras(values: dict[str, str], graph: str, root: str, distribution: str | None) -> None:
+        # Rocks' XML-time keys (reference §1.6); an attribute of the same name wins.
+        for key, value in (
+            ("distribution", distribution or DEFAULT_DISTRIBUTION),
+            ("graph", graph),
+            ("root", root),
+            ("version", __version__),
+            ("release", RELEASE),
+            (SYNTAX_ATTR, DEFAULT_SYNTAX),
+            ("Node_Hostname", values.get("hostname", "")),
+            ("Node_Membership", values.get("membership", "")),
+        ):
+            values.setdefault(key, value)
+
+    # -- caches -------------------------------------------------------------------------------
+
+    def _levels_at(self, reader: Reader, generation: int) -> _Levels:
+        levels = self._levels
+        if levels is not None and levels.generation == generation and generation > 0:
+            return levels
+        with self._lock:
+            levels = self._levels
+            if levels is None or levels.generation != generation or generation == 0:
+                levels = _Levels(generation, reader)
+                self._levels = levels
+            return levels
+
+    def graph(self, name: str) -> Graph:
+        version = self.catalog.version
+        key = (version, name)
+        found = self._graphs.get(key)
+        if found is None:
+            with self._lock:
+                found = Graph.merge(name, self.catalog.graph_files(name))
+                self._graphs = {k: v for k, v in self._graphs.items() if k[0] == version}
+                self._graphs[key] = found
+        return found
+
+    def plan(self, graph_name: str, root: str, values: Mapping[str, str]) -> Plan:
+        graph = self.graph(graph_name)
+        key = (
+            self.catalog.version,
+            graph_name,
+            root,
+            tuple(values.get(n) for n in graph.cond_names),
+        )
+        found = self._plans.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._plans.get(key)
+            if found is None:
+                found = self._make_plan(graph, root, values, key)
+                self._plans.put(key, found)
+        return found
+
+    def _make_plan(
+        self, graph: Graph, root: str, values: Mapping[str, str], key: tuple[Any, ...]
+    ) -> Plan:
+        if not self.catalog.has_node(root):
+            raise GraphError(f"graph '{graph.name}': root node '{root}' has no node file")
+        trav = traverse(graph, root, values)
+        by_dst = {e.dst: e for e in trav.taken}
+        entries = []
+        names: set[str] = set()
+        for name in order(graph, trav.nodes):
+            try:
+                files = tuple(self.catalog.node_files(name))
+            except GraphError as exc:
+                edge = by_dst.get(name)
+                if edge is None:
+                    raise
+                raise GraphError(f"{edge.path}:{edge.line}: edge to node '{name}': {exc}") from None
+            for f in files:
+                names |= f.cond_names
+            entries.append(NodeEntry(name, files))
+        return Plan(graph, trav, tuple(entries), tuple(sorted(names)), key)
+
+    def template(self, plan: Plan, values: Mapping[str, str]) -> Template:
+        key = (plan.key, tuple(values.get(n) for n in plan.tag_cond_names))
+        found = self._templates.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._templates.get(key)
+            if found is None:
+                runner = self._run_eval if self.config.eval_enabled else None
+                info = self._info(plan.graph.name, plan.traversal.root)
+                found = KickstartBuilder(plan.entries, values, info, runner).build()
+                self._templates.put(key, found)
+        return found
+
+    def _info(self, graph: str, root: str) -> Info:
+        return Info(graph=graph, root=root, version=__version__)
+
+    def invalidate(self) -> None:
+        """Forget every cache (the file check still runs on its own)."""
+        with self._lock:
+            self.catalog.refresh(force=True)
+            self._levels = None
+            self._graphs = {}
+            self._plans = _LRU(self._plans.size)
+            self._templates = _LRU(self._templates.size)
+
+    # -- <eval> ---------------------------------------------------------------------------------
+
+    def _run_eval(
+        self, shell: str, script: str, values: Mapping[str, str], mode: str, place: str
+    ) -> str:
+        argv = {"sh": ["/bin/sh"], "python": ["python3"], "python3": ["python3"]}.get(
+            shell, shlex_split(shell)
+        )
+        env = {k: v for k, v in values.items() if _ENV_NAME.match(k) and "\x00" not in v}
+        env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+        try:
+            proc = subprocess.run(
+                argv, input=script, capture_output=True, text=True, timeout=60, env=env
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GraphError(f"{place}: <eval> could not run: {exc}") from None
+        if proc.returncode != 0:
+            err = (proc.stderr.strip().splitlines() or [""])[-1]
+            raise GraphError(f"{place}: <eval> failed (exit {proc.returncode}): {err}")
+        if mode == "xml":
+            from provisioner.graph.xmlload import parse_text
+
+            xml = parse_text(f"<eval>{proc.stdout}</eval>", Path(place))
+            return _itertext(xml.root)
+        return proc.stdout
+
+
+def _itertext(tag: Any) -> str:
+    return tag.text + "".join(_itertext(c) + c.tail for c in tag.children)
+
+
+def shlex_split(text: str) -> list[str]:
+    import shlex
+
+    return shlex.split(text)
