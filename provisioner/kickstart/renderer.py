@@ -385,3 +385,22 @@ def shlex_split(text: str) -> list[str]:
     import shlex
 
     return shlex.split(text)
+
+
+_shared: dict[Any, KickstartRenderer] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_renderer(config: Config, hooks: Hooks | None = None) -> KickstartRenderer:
+    """One renderer per configuration in this process, for callers that cannot keep one
+    (a hook implementation): its caches then live as long as the process."""
+    with _shared_lock:
+        found = _shared.get(config)
+        if found is None:
+            if hooks is None:
+                from provisioner.plugins import Hooks
+
+                hooks = Hooks.from_config(config)
+            found = KickstartRenderer(config, hooks)
+            _shared[config] = found
+        return found
