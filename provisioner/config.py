@@ -112,6 +112,91 @@ class Config:
         "default: a node file should not be able to run code here.",
         "graph",
     )
+    http_address: str = _setting(
+        "http_address",
+        "0.0.0.0",
+        _str,
+        "Address the HTTP server (kickstarts, install tree, callbacks, API) listens on.",
+        "server",
+    )
+    http_port: int = _setting("http_port", 80, _int, "Port of the HTTP server.", "server")
+    http_workers: int = _setting(
+        "http_workers",
+        0,
+        _int,
+        "gunicorn worker processes; 0 means one per CPU plus one.",
+        "server",
+    )
+    public_url: str = _setting(
+        "public_url",
+        "",
+        _str,
+        "Base URL nodes use to reach the HTTP server (`http://10.1.1.1`), written into boot "
+        "configs. Empty: `http://<Kickstart_PrivateKickstartHost>` (with `:http_port` unless 80).",
+        "server",
+    )
+    tftp_address: str = _setting(
+        "tftp_address", "0.0.0.0", _str, "Address of the TFTP server.", "server"
+    )
+    tftp_port: int = _setting("tftp_port", 69, _int, "Port of the TFTP server.", "server")
+    tftp_root: Path = _setting(
+        "tftp_root",
+        Path(""),
+        Path,
+        "Directory of boot loaders and kernels served over TFTP (pxelinux.0, ldlinux.c32, "
+        "ipxe.efi, vmlinuz...). Boot configs are computed, not read from it. Empty means "
+        "`$PROVISIONER_HOME/tftpboot`.",
+        "server",
+    )
+    install_root: Path = _setting(
+        "install_root",
+        Path(""),
+        Path,
+        "Directory served as `/install/` (distributions, rolls). Empty means "
+        "`$PROVISIONER_HOME/install`.",
+        "server",
+    )
+    dns_address: str = _setting(
+        "dns_address", "0.0.0.0", _str, "Address of the DNS server.", "server"
+    )
+    dns_port: int = _setting(
+        "dns_port", 53, _int, "Port of the DNS server; 0 turns DNS off.", "server"
+    )
+    dns_upstreams: tuple[str, ...] = _setting(
+        "dns_upstreams",
+        (),
+        _list,
+        "Resolvers (`ip` or `ip:port`, comma separated) that names outside our zones are "
+        "forwarded to; none means such queries are REFUSED.",
+        "server",
+    )
+    dnsmasq_dir: Path = _setting(
+        "dnsmasq_dir",
+        Path(""),
+        Path,
+        "Where `rocks sync config` writes the dnsmasq configuration (dnsmasq.conf and the "
+        "dhcp-hostsdir). Empty means `$PROVISIONER_HOME/dnsmasq`.",
+        "dhcp",
+    )
+    dnsmasq_restart: str = _setting(
+        "dnsmasq_restart",
+        "",
+        _str,
+        "Shell command `rocks sync config` runs when dnsmasq's main configuration changed "
+        "(`systemctl restart dnsmasq`). Host files need no restart.",
+        "dhcp",
+    )
+    dhcp_interface: str = _setting(
+        "dhcp_interface", "", _str, "Interface dnsmasq serves DHCP on (empty: all).", "dhcp"
+    )
+    api_token: str = _setting(
+        "api_token",
+        "",
+        _str,
+        "Bearer token that writes to the JSON API must carry. Empty: the token is read from "
+        "`$PROVISIONER_HOME/api-token` (created on first start, mode 0600).",
+        "server",
+    )
     disabled_plugins: tuple[str, ...] = _setting(
         "disabled_plugins",
         (),
@@ -169,6 +254,21 @@ class Config:
             if str(self.site_profiles) not in ("", ".")
             else self.home / "site-profiles"
         )
+
+    def _under_home(self, value: Path, name: str) -> Path:
+        return value if str(value) not in ("", ".") else self.home / name
+
+    @property
+    def tftp_dir(self) -> Path:
+        return self._under_home(self.tftp_root, "tftpboot")
+
+    @property
+    def install_dir(self) -> Path:
+        return self._under_home(self.install_root, "install")
+
+    @property
+    def dnsmasq_conf_dir(self) -> Path:
+        return self._under_home(self.dnsmasq_dir, "dnsmasq")
 
     @property
     def db_url(self) -> str:

@@ -36,8 +36,12 @@ class Reader:
         self._sql_cache: dict[str, str] = {}
 
     @classmethod
-    def connect(cls, url: str, timeout: int = 60) -> Reader:
-        """A light connection of its own: no SQLAlchemy import."""
+    def connect(cls, url: str, timeout: int = 60, snapshot: bool = True) -> Reader:
+        """A light connection of its own: no SQLAlchemy import.
+
+        With `snapshot` (a command) every query sees the database as of the first one; without
+        (a long-lived reader in a daemon) every query sees the latest committed state.
+        """
         scheme, _, rest = url.partition("://")
         backend = scheme.split("+", 1)[0]
         if backend == "sqlite":
@@ -50,8 +54,8 @@ class Reader:
                 )
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            # One snapshot for the whole command, like a real transaction.
-            conn.execute("BEGIN")
+            if snapshot:
+                conn.execute("BEGIN")
             return cls(conn, "sqlite", owned=True)
         if backend in ("postgresql", "postgres"):
             try:
@@ -60,7 +64,7 @@ class Reader:
                 raise DatabaseError(f"PostgreSQL driver missing: {exc}") from None
             try:
                 conn = psycopg.connect(
-                    "postgresql://" + rest, connect_timeout=min(timeout, 30), autocommit=False
+                    "postgresql://" + rest, connect_timeout=min(timeout, 30), autocommit=not snapshot
                 )
             except psycopg.OperationalError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)

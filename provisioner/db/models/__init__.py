@@ -9,6 +9,7 @@ from provisioner.db.models.attributes import (
 )
 from provisioner.db.models.base import Base, Meta
 from provisioner.db.models.boot import BootAction, BootFlags
+from provisioner.db.models.events import Discovery, InstallEvent
 from provisioner.db.models.hosts import Appliance, Host, Membership
 from provisioner.db.models.networks import Alias, Interface, Subnet
 from provisioner.db.models.rolls import HostRoll, Roll
@@ -22,10 +23,12 @@ __all__ = [
     "Base",
     "BootAction",
     "BootFlags",
+    "Discovery",
     "GlobalAttribute",
     "Host",
     "HostAttribute",
     "HostRoll",
+    "InstallEvent",
     "Interface",
     "Membership",
     "Meta",

@@ -98,6 +98,14 @@ COMMANDS: dict[str, str] = {
     "list host xml": "profile:ListHostXml",
     "list node xml": "profile:ListNodeXml",
     "report host graph": "profile:ReportHostGraph",
+    # DHCP and discovery (provisioner.dhcp, services.discovery)
+    "report host dhcpd": "dhcp:ReportHostDhcpd",
+    "report host dnsmasq": "dhcp:ReportHostDnsmasq",
+    "sync config": "dhcp:SyncConfig",
+    "enable discovery": "discovery:EnableDiscovery",
+    "disable discovery": "discovery:DisableDiscovery",
+    "list discovery": "discovery:ListDiscovery",
+    "list host event": "discovery:ListHostEvent",
     # rolls (loaded plugin rolls and roll media)
     "list roll": "roll:ListRoll",
     "list roll command": "roll:ListRollCommand",

@@ -1,0 +1,249 @@
+"""Boot configs computed from the database when a node asks: pxelinux, GRUB (UEFI) and iPXE.
+
+Nothing is written to disk. A pxelinux client asks for `pxelinux.cfg/01-<mac>`, then
+`pxelinux.cfg/<HEXIP>` (what Rocks wrote), then `default`; GRUB for `grub.cfg-01-<mac>`,
+`grub.cfg-<HEXIP>`, `grub.cfg`; iPXE fetches `/boot/ipxe?mac=...` over HTTP. Each answer follows
+the host's boot state: install uses its install action, os/run its run action (reference §3.3).
+Unknown machines get the install action while discovery is on, else a local boot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from provisioner.db.reader import Reader
+from provisioner.services import boot as boot_service
+from provisioner.services.hostargs import HOST_SELECT, HostRow
+
+if TYPE_CHECKING:
+    from provisioner.config import Config
+
+KICKSTART_PATH = "/install/sbin/kickstart.cgi"
+_PXE_MAC = re.compile(r"^01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})$")
+_HEXIP = re.compile(r"^[0-9A-F]{8}$")
+_GRUB = re.compile(r"(?:^|/)grub\.cfg(?:-(.+))?$")
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """What to boot: a kernel with initrd and arguments, or a raw loader line (`localboot 0`,
+    `kernel memdisk bigraw`), or the local disk."""
+
+    label: str
+    kernel: str | None = None
+    initrd: str | None = None
+    args: str = ""
+    raw: str | None = None
+    local: bool = False
+
+
+LOCAL = BootSpec("os", local=True, raw="localboot 0")
+
+
+def hexip(ip: str) -> str:
+    """`10.1.255.254` -> `0A01FFFE`, the name Rocks gave a host's pxelinux file."""
+    return "".join(f"{int(o):02X}" for o in ip.split("."))
+
+
+def ip_from_hex(text: str) -> str | None:
+    if not _HEXIP.match(text):
+        return None
+    return str(ipaddress.IPv4Address(int(text, 16)))
+
+
+def mac_from_pxe(name: str) -> str | None:
+    """`01-52-54-00-12-34-57` (pxelinux and GRUB spelling) -> `52:54:00:12:34:57`."""
+    m = _PXE_MAC.match(name.lower())
+    return m.group(1).replace("-", ":") if m else None
+
+
+def base_url(config: Config, reader: Reader) -> str:
+    """Where nodes reach our HTTP server: the `public_url` setting, else the kickstart host."""
+    if config.public_url:
+        return config.public_url.rstrip("/")
+    host = reader.scalar(
+        "SELECT value FROM global_attributes WHERE attr = 'Kickstart_PrivateKickstartHost'"
+    )
+    host = host or "127.0.0.1"
+    port = "" if config.http_port == 80 or ":" in host else f":{config.http_port}"
+    return f"http://{host}{port}"
+
+
+def install_args(args: str | None, ks_url: str, bootflags: str) -> str:
+    """Rocks' install arguments for today's installer: a bare `ks` becomes the kickstart URL
+    (both spellings), `kssendmac` gains its modern name; the host's boot flags follow."""
+    out: list[str] = []
+    for token in (args or "").split():
+        if token == "ks":
+            out += [f"ks={ks_url}", f"inst.ks={ks_url}"]
+        elif token == "kssendmac":
+            out += ["kssendmac", "inst.ks.sendmac"]
+        else:
+            out.append(token)
+    for flag in bootflags.split():
+        if flag not in out:
+            out.append(flag)
+    return " ".join(out)
+
+
+def spec_for_action(action: boot_service.Action | None, ks_url: str, bootflags: str) -> BootSpec:
+    if action is None or not action.kernel:
+        return LOCAL
+    kernel = action.kernel.strip()
+    if kernel.startswith("localboot"):
+        return BootSpec(action.action, raw=kernel, local=True)
+    if " " in kernel:
+        # A raw loader line such as "kernel memdisk bigraw" or "kernel memtest": its arguments
+        # are the loader's (keeppxe), not a Linux command line.
+        return BootSpec(action.action, raw=kernel, initrd=action.ramdisk, args=action.args or "")
+    args = install_args(action.args, ks_url, bootflags)
+    return BootSpec(action.action, kernel=kernel, initrd=action.ramdisk, args=args)
+
+
+def host_spec(reader: Reader, host: HostRow, url: str) -> BootSpec:
+    name = boot_service.effective_action_name(host.boot_action, host.installaction, host.runaction)
+    if name is None:
+        return LOCAL
+    action = boot_service.find_action(reader, name, host.id)
+    return spec_for_action(action, url + KICKSTART_PATH, boot_service.bootflags(reader, host.id))
+
+
+def default_spec(reader: Reader, url: str) -> BootSpec:
+    """For machines we do not know: install while discovery is on, else the local disk."""
+    on = reader.one(
+        "SELECT d.appliance_id FROM discovery d WHERE d.enabled = :t ORDER BY d.id DESC",
+        t=True,
+    )
+    if on is None:
+        return LOCAL
+    action = boot_service.find_action(reader, "install")
+    return spec_for_action(action, url + KICKSTART_PATH, boot_service.bootflags(reader, None))
+
+
+# -- renderers ----------------------------------------------------------------------------------
+
+
+def render_pxelinux(spec: BootSpec) -> str:
+    lines = ["default rocks", "prompt 0", "label rocks"]
+    if spec.raw is not None and spec.kernel is None:
+        lines.append(f"\t{spec.raw}")
+        append = spec.args
+        if spec.initrd:
+            append = f"initrd={spec.initrd} {append}".strip()
+        if append and not spec.local:
+            lines.append(f"\tappend {append}")
+        return "\n".join(lines) + "\n"
+    lines.append(f"\tkernel {spec.kernel}")
+    append = spec.args + (f" initrd={spec.initrd}" if spec.initrd else "")
+    lines.append(f"\tappend {append.strip()}")
+    if "bootif" in spec.args.lower():
+        lines.append("\tipappend 2")
+    return "\n".join(lines) + "\n"
+
+
+def render_grub(spec: BootSpec, tftp: str = "(tftp)") -> str:
+    lines = ["set timeout=0", "set default=0"]
+    if spec.local or spec.kernel is None:
+        # Back to the firmware, which boots the next device in its order: the local disk.
+        lines.append("exit 1")
+        return "\n".join(lines) + "\n"
+    lines.append(f"menuentry '{spec.label}' {{")
+    # GRUB has no IPAPPEND: name the boot interface by its MAC the way dracut expects.
+    args = spec.args.replace("ksdevice=bootif", "ksdevice=$net_default_mac")
+    lines.append(f"\tlinux {tftp}/{spec.kernel} {args} BOOTIF=01-$net_default_mac".rstrip())
+    if spec.initrd:
+        lines.append(f"\tinitrd {tftp}/{spec.initrd}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_ipxe(spec: BootSpec, files_url: str) -> str:
+    lines = ["#!ipxe"]
+    if spec.local or spec.kernel is None:
+        lines.append("exit")
+        return "\n".join(lines) + "\n"
+    kernel = spec.kernel if "://" in spec.kernel else f"{files_url}/{spec.kernel}"
+    args = spec.args.replace("ksdevice=bootif", "ksdevice=${net0/mac}")
+    initrd_arg = f" initrd={spec.initrd.rsplit('/', 1)[-1]}" if spec.initrd else ""
+    lines.append(f"kernel {kernel} {args}{initrd_arg} BOOTIF=01-${{net0/mac:hexhyp}}".rstrip())
+    if spec.initrd:
+        initrd = spec.initrd if "://" in spec.initrd else f"{files_url}/{spec.initrd}"
+        lines.append(f"initrd {initrd}")
+    lines.append("boot")
+    return "\n".join(lines) + "\n"
+
+
+# -- the service --------------------------------------------------------------------------------
+
+
+class BootConfigs:
+    """The `dynamic` function of the TFTP server and the iPXE answer of the HTTP server.
+
+    `reader` is called for each request and must return a Reader usable in the calling thread
+    (a per-thread connection without a snapshot, so each request sees the latest state).
+    """
+
+    def __init__(self, config: Config, reader: Callable[[], Reader]) -> None:
+        self.config = config
+        self._reader = reader
+
+    def _host_by(self, reader: Reader, where: str, **params: object) -> HostRow | None:
+        rows = reader.all(
+            f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces WHERE {where})",
+            **params,
+        )
+        return HostRow(*rows[0]) if rows else None
+
+    def spec_for(self, mac: str | None = None, ip: str | None = None) -> tuple[BootSpec, bool]:
+        """The boot spec of the host with this MAC or IP, or the default; and whether known."""
+        reader = self._reader()
+        url = base_url(self.config, reader)
+        host = None
+        if mac:
+            host = self._host_by(reader, "lower(mac) = :m", m=mac.lower())
+        if host is None and ip:
+            host = self._host_by(reader, "ip = :ip", ip=ip)
+        if host is None:
+            return default_spec(reader, url), False
+        return host_spec(reader, host, url), True
+
+    def tftp(self, path: str, client: tuple[str, int]) -> bytes | None:
+        """Boot config files by TFTP path; None for anything else (read from the tftp root)."""
+        path = path.lstrip("/")
+        if path.startswith("pxelinux.cfg/"):
+            name = path[len("pxelinux.cfg/") :]
+            if name == "default":
+                spec, _ = self.spec_for()
+                return render_pxelinux(spec).encode()
+            mac = mac_from_pxe(name)
+            if mac is not None:
+                spec, known = self.spec_for(mac=mac)
+                # An unknown MAC falls through to pxelinux's next candidates and `default`.
+                return render_pxelinux(spec).encode() if known else None
+            ip = ip_from_hex(name)
+            if ip is not None:
+                spec, known = self.spec_for(ip=ip)
+                return render_pxelinux(spec).encode() if known else None
+            return None
+        m = _GRUB.search(path)
+        if m is not None:
+            suffix = m.group(1)
+            if suffix is None:
+                spec, _ = self.spec_for()
+                return render_grub(spec).encode()
+            mac = mac_from_pxe(suffix)
+            ip = ip_from_hex(suffix) if mac is None else None
+            if mac is None and ip is None:
+                return None
+            spec, known = self.spec_for(mac=mac, ip=ip)
+            return render_grub(spec).encode() if known else None
+        return None
+
+    def ipxe(self, mac: str | None, ip: str | None = None) -> str:
+        spec, _ = self.spec_for(mac=mac, ip=ip)
+        reader = self._reader()
+        return render_ipxe(spec, base_url(self.config, reader) + "/boot/files")

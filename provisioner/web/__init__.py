@@ -1,0 +1,71 @@
+"""The HTTP side of provisionerd: a Flask app factory (R8) and its blueprints.
+
+`create_app(config)` builds a fresh app; gunicorn calls it in each worker (after the fork), so
+every worker has its own database engine and readers. Reads go through a per-thread light
+Reader that sees the latest committed state; writes open one session per request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response
+
+from provisioner.errors import ProvisionerError
+
+if TYPE_CHECKING:
+    from provisioner.config import Config
+    from provisioner.plugins import Hooks
+
+
+def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flask:
+    from provisioner.config import Config
+    from provisioner.plugins import Hooks
+    from provisioner.web import api, boot, discovery, install
+    from provisioner.web.state import WebState
+
+    config = config or Config.load()
+    hooks = hooks or Hooks.from_config(config)
+    app = Flask("provisioner")
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    state = WebState(config, hooks)
+    app.extensions["provisioner"] = state
+    app.register_blueprint(install.bp)
+    app.register_blueprint(boot.bp)
+    app.register_blueprint(discovery.bp)
+    app.register_blueprint(api.bp)
+    for blueprint in state.hooks.register_blueprints():
+        app.register_blueprint(blueprint)
+    app.teardown_appcontext(state.teardown)
+
+    @app.errorhandler(ProvisionerError)
+    def one_line(exc: ProvisionerError) -> Response:
+        # The same one-line message the CLI would print, with the matching status.
+        return Response(f"{exc}\n", exc.http_status, mimetype="text/plain")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        from werkzeug.exceptions import HTTPException
+
+        from provisioner.cli.main import translate_db_error
+
+        if isinstance(exc, HTTPException):
+            return exc  # type: ignore[return-value]
+        translated = translate_db_error(exc)
+        if translated is not None:
+            return one_line(translated)
+        app.logger.exception("internal error on %s", request_path())
+        return Response("internal error\n", 500, mimetype="text/plain")
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        state.reader().generation()
+        return "ok\n", 200
+
+    return app
+
+
+def request_path() -> str:
+    from flask import request
+
+    return request.path

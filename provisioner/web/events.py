@@ -1,0 +1,82 @@
+"""Install events, written in batches off the request path.
+
+A kickstart storm serves a thousand kickstarts a second; a database commit per request for the
+"kickstart fetched" event would cost more than the kickstart itself. Events are queued and a
+background thread writes them every `interval` seconds in one transaction, calling each roll's
+`install_event` hook there. Events that change state (setPxeboot, partitions) do not go through
+here: their requests commit before they answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provisioner.web.state import WebState
+
+log = logging.getLogger("provisioner.events")
+
+
+class EventRecorder:
+    def __init__(self, state: WebState, interval: float = 0.25) -> None:
+        self.state = state
+        self.interval = interval
+        self._queue: queue.Queue[tuple[int, str, dict[str, Any]]] = queue.Queue(maxsize=100_000)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def record(self, host_id: int, event: str, detail: dict[str, Any]) -> None:
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait((host_id, event, detail))
+        except queue.Full:
+            log.warning("install event queue full; dropped %s for host %s", event, host_id)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="install-events", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> int:
+        batch: list[tuple[int, str, dict[str, Any]]] = []
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return 0
+        from provisioner.db.models import Host, InstallEvent
+
+        try:
+            with self.state.session() as session:
+                for host_id, event, detail in batch:
+                    host = session.get(Host, host_id)
+                    if host is None:
+                        continue
+                    session.add(
+                        InstallEvent(host_id=host_id, event=event, detail=json.dumps(detail))
+                    )
+                    self.state.hooks.install_event(session, host, event, detail)
+        except Exception:  # noqa: BLE001 - a failed batch must not kill the writer thread
+            log.exception("could not record %d install events", len(batch))
+        return len(batch)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

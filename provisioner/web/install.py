@@ -1,0 +1,223 @@
+"""What installing nodes call: their kickstart, the install-done flip, partition reports,
+install events, and the install tree as static files.
+
+A kickstart is only for the host that asks from its own address. A request from an address no
+host owns may name itself by the MACs anaconda sends (`kssendmac`: X-RHN-Provisioning-MAC-N),
+but only from the private network and only for a host that has no private address of its own
+yet; naming another host than the one the address belongs to is refused (403), with nothing of
+the kickstart in the answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, request
+
+from provisioner.db.reader import Reader
+from provisioner.services.hostargs import HOST_SELECT, HostRow, is_mac, normalize_mac
+from provisioner.web.files import send_under
+from provisioner.web.state import client_ip, state
+
+bp = Blueprint("install", __name__)
+
+EVENTS = frozenset({"pre", "post", "done", "failed", "started", "rebooting"})
+
+
+def text(body: str, status: int = 200) -> Response:
+    return Response(body if body.endswith("\n") else body + "\n", status, mimetype="text/plain")
+
+
+def normalize_ip(ip: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def host_by_ip(reader: Reader, ip: str) -> HostRow | None:
+    rows = reader.all(
+        f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces "
+        "WHERE ip = :ip AND (vlan IS NULL OR vlan = 0))",
+        ip=ip,
+    )
+    return HostRow(*rows[0]) if rows else None
+
+
+def hosts_by_macs(reader: Reader, macs: list[str]) -> list[HostRow]:
+    if not macs:
+        return []
+    clause, params = reader.in_clause("m", macs)
+    rows = reader.all(
+        f"{HOST_SELECT} WHERE h.id IN "
+        f"(SELECT host_id FROM interfaces WHERE lower(mac) IN {clause})",
+        **params,
+    )
+    return [HostRow(*r) for r in rows]
+
+
+def sent_macs() -> list[str]:
+    """MACs from anaconda's `X-RHN-Provisioning-MAC-N: <dev> <mac> [...]` headers."""
+    macs = []
+    for name, value in request.headers.items():
+        if name.lower().startswith("x-rhn-provisioning-mac-"):
+            for word in value.split():
+                if is_mac(word):
+                    macs.append(normalize_mac(word))
+                    break
+    return macs
+
+
+def _private_ip(reader: Reader, host_id: int) -> str | None:
+    return reader.scalar(
+        "SELECT i.ip FROM interfaces i JOIN subnets s ON s.id = i.subnet_id "
+        "WHERE i.host_id = :h AND s.name = 'private' AND i.ip IS NOT NULL",
+        h=host_id,
+    )
+
+
+def _in_private_network(reader: Reader, ip: str) -> bool:
+    row = reader.one("SELECT subnet, netmask FROM subnets WHERE name = 'private'")
+    if row is None:
+        return False
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(f"{row[0]}/{row[1]}", strict=False)
+    except ValueError:
+        return False
+
+
+def identify(reader: Reader) -> HostRow:
+    """The host this request is for, or abort with 403/404 and a one-line reason."""
+    ip = normalize_ip(client_ip(request.environ))
+    macs = sent_macs()
+    named = request.args.get("client")
+    owner = host_by_ip(reader, ip)
+    if owner is not None:
+        if named and named.lower() != owner.name:
+            abort(text(f"{ip} belongs to {owner.name}: it cannot ask for another host", 403))
+        for other in hosts_by_macs(reader, macs):
+            if other.id != owner.id:
+                abort(text(f"{ip} belongs to {owner.name}, not to the host of the MACs sent", 403))
+        return owner
+    if named:
+        abort(text(f"no host has address {ip}: a kickstart is only served to its own host", 403))
+    candidates = hosts_by_macs(reader, macs)
+    if not candidates:
+        reason = f"no host has address {ip}" + (f" or MAC {', '.join(macs)}" if macs else "")
+        abort(text(reason, 404))
+    if len(candidates) > 1:
+        abort(text(f"the MACs sent belong to {len(candidates)} hosts", 403))
+    host = candidates[0]
+    own = _private_ip(reader, host.id)
+    if own is not None or not _in_private_network(reader, ip):
+        # Its kickstart would go to whoever claims its MAC: only from its own address.
+        abort(text(f"{host.name} must ask from its own address {own or '(private network)'}", 403))
+    return host
+
+
+@bp.get("/install/sbin/kickstart.cgi")
+@bp.get("/install/sbin/public/kickstart.cgi")
+def kickstart() -> Response:
+    st = state()
+    reader = st.reader()
+    host = identify(reader)
+    body = st.kickstart(reader, host)
+    _report_hardware(st, host)
+    st.events.record(host.id, "kickstart", {"ip": normalize_ip(client_ip(request.environ))})
+    return Response(body, 200, mimetype="text/plain")
+
+
+def _report_hardware(st: Any, host: HostRow) -> None:
+    # Rocks' kickstart.cgi recorded the CPU count and architecture the installer reported;
+    # only a change costs a write.
+    changes: dict[str, Any] = {}
+    np = request.args.get("np", "")
+    if np.isdigit() and 0 < int(np) < 100_000 and int(np) != host.cpus:
+        changes["cpus"] = int(np)
+    arch = request.args.get("arch", "")
+    if arch and arch != host.arch and arch.replace("_", "").isalnum() and len(arch) < 32:
+        changes["arch"] = arch
+    if changes:
+        from provisioner.services.hosts import set_host
+
+        with st.session() as session:
+            set_host(session, st.hooks, host.id, **changes)
+
+
+def _owner() -> tuple[Any, HostRow]:
+    st = state()
+    reader = st.reader()
+    ip = normalize_ip(client_ip(request.environ))
+    host = host_by_ip(reader, ip)
+    if host is None:
+        abort(text(f"no host has address {ip}", 404))
+    return st, host
+
+
+@bp.route("/install/sbin/setPxeboot.cgi", methods=["GET", "POST"])
+@bp.route("/install/sbin/public/setPxeboot.cgi", methods=["GET", "POST"])
+def set_pxeboot() -> Response:
+    """The end of an install (Rocks' pxeboot.xml): the next network boot is the local disk.
+    `action=install` (cluster-kickstart-pxe) asks for a reinstall instead."""
+    st, host = _owner()
+    action = (request.values.get("action") or "os").strip('"')
+    if action not in ("os", "install"):
+        abort(text("action must be os or install", 400))
+    from provisioner.db.models import Host
+
+    with st.session() as session:
+        row = session.get(Host, host.id)
+        assert row is not None
+        row.boot_action = action
+        from provisioner.db.models import InstallEvent
+
+        event = "done" if action == "os" else "reinstall"
+        session.add(
+            InstallEvent(host_id=host.id, event=event, detail=json.dumps({"action": action}))
+        )
+        st.hooks.install_event(session, row, event, {"action": action})
+    return text(f"{host.name}: boot action {action}")
+
+
+@bp.post("/install/sbin/public/partitions")
+def partitions() -> Response:
+    """The partitions an installed host reports (JSON), upserted by device."""
+    st, host = _owner()
+    data = request.get_json(silent=True)
+    rows = data.get("partitions") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and r.get("device") for r in rows):
+        abort(text('expected JSON {"partitions": [{"device": ..., ...}, ...]}', 400))
+    if len(rows) > 4096:
+        abort(text("too many partitions", 400))
+    from provisioner.db.models import Host
+    from provisioner.services.partitions import replace_partitions
+
+    with st.session() as session:
+        count = replace_partitions(session, host.id, rows)
+        row = session.get(Host, host.id)
+        assert row is not None
+        st.hooks.install_event(session, row, "partitions", {"count": count})
+    return text(f"{host.name}: {count} partitions recorded")
+
+
+@bp.post("/install/sbin/public/events")
+def events() -> Response:
+    """Progress of an install: {"event": "pre"|"post"|"done"|"failed"|..., "detail": {...}}."""
+    st, host = _owner()
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or data.get("event") not in EVENTS:
+        abort(text(f'expected JSON {{"event": one of {", ".join(sorted(EVENTS))}}}', 400))
+    detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
+    st.events.record(host.id, str(data["event"]), detail)
+    return Response(status=204)
+
+
+@bp.get("/install/<path:path>")
+def install_tree(path: str) -> Response:
+    """The install tree (distributions, rolls) as static files."""
+    return send_under(state().config.install_dir, path)

@@ -1,0 +1,102 @@
+"""Boot configs computed per request: pxelinux (Rocks' format), GRUB and iPXE."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner.db.reader import Reader
+from provisioner.pxe.bootconfig import BootConfigs, hexip, ip_from_hex, mac_from_pxe
+
+KS = "http://10.1.1.1/install/sbin/kickstart.cgi"
+
+
+@pytest.fixture
+def boot(rocks, config):
+    rocks.ok("add host compute-0-0")
+    rocks.ok("add host interface compute-0-0 eth0 52:54:00:12:34:57 ip=10.1.255.254 subnet=private")
+    readers: list[Reader] = []
+
+    def reader() -> Reader:
+        r = Reader.connect(config.db_url, snapshot=False)
+        readers.append(r)
+        return r
+
+    yield BootConfigs(config.with_(http_port=80), reader)
+    for r in readers:
+        r.close()
+
+
+def test_names():
+    assert hexip("10.1.255.254") == "0A01FFFE"
+    assert ip_from_hex("0A01FFFE") == "10.1.255.254"
+    assert ip_from_hex("0A01FF") is None
+    assert mac_from_pxe("01-52-54-00-12-34-57") == "52:54:00:12:34:57"
+    assert mac_from_pxe("52-54-00-12-34-57") is None
+
+
+def test_install_config_in_rocks_format(boot, rocks):
+    rocks.ok("set host boot compute-0-0 action=install")
+    rocks.ok('set host bootflags compute-0-0 flags="console=ttyS0"')
+    text = boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("10.1.255.254", 2070)).decode()
+    assert text == (
+        "default rocks\nprompt 0\nlabel rocks\n"
+        "\tkernel vmlinuz\n"
+        f"\tappend ks={KS} inst.ks={KS} ramdisk_size=150000 lang= devfs=nomount pxe kssendmac "
+        "inst.ks.sendmac selinux=0 noipv6 ksdevice=bootif console=ttyS0 initrd=initrd.img\n"
+        "\tipappend 2\n"
+    )
+    # Rocks' name for the same file answers the same.
+    assert boot.tftp("/pxelinux.cfg/0A01FFFE", ("10.1.255.254", 2070)).decode() == text
+
+
+def test_os_is_localboot_and_flip_is_immediate(boot, rocks):
+    rocks.ok("set host boot compute-0-0 action=install")
+    assert b"kernel vmlinuz" in boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
+    rocks.ok("set host boot compute-0-0 action=os")
+    assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)).decode() == (
+        "default rocks\nprompt 0\nlabel rocks\n\tlocalboot 0\n"
+    )
+
+
+def test_other_actions(boot, rocks):
+    rocks.ok("set host pxeboot compute-0-0 action=pxeflash")
+    assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)).decode() == (
+        "default rocks\nprompt 0\nlabel rocks\n\tkernel memdisk bigraw\n\tappend initrd=pxeflash.img keeppxe\n"
+    )
+    rocks.ok("set host pxeboot compute-0-0 action=memtest")
+    assert (
+        boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
+        .decode()
+        .endswith("\tkernel memtest\n")
+    )
+    rocks.ok('set host pxeboot compute-0-0 action="install headless"')
+    assert b"headless vnc" in boot.tftp("pxelinux.cfg/0A01FFFE", ("x", 1))
+
+
+def test_unknown_machines_and_default(boot, rocks):
+    assert boot.tftp("pxelinux.cfg/01-52-54-00-99-99-99", ("x", 1)) is None
+    assert boot.tftp("pxelinux.cfg/0A01FFFD", ("x", 1)) is None
+    assert boot.tftp("pxelinux.cfg/0A01F", ("x", 1)) is None
+    assert boot.tftp("pxelinux.cfg/default", ("x", 1)).decode().endswith("\tlocalboot 0\n")
+    rocks.ok("enable discovery appliance=compute")
+    assert b"kernel vmlinuz" in boot.tftp("pxelinux.cfg/default", ("x", 1))
+    rocks.ok("disable discovery")
+    assert b"localboot" in boot.tftp("pxelinux.cfg/default", ("x", 1))
+    assert boot.tftp("pxelinux.0", ("x", 1)) is None
+
+
+def test_grub_and_ipxe(boot, rocks):
+    rocks.ok("set host boot compute-0-0 action=install")
+    grub = boot.tftp("grub/grub.cfg-01-52-54-00-12-34-57", ("x", 1)).decode()
+    assert (
+        "linux (tftp)/vmlinuz" in grub
+        and f"inst.ks={KS}" in grub
+        and "initrd (tftp)/initrd.img" in grub
+    )
+    assert "BOOTIF=01-$net_default_mac" in grub
+    ipxe = boot.ipxe("52:54:00:12:34:57")
+    assert ipxe.startswith("#!ipxe\nkernel http://10.1.1.1/boot/files/vmlinuz ")
+    assert "initrd http://10.1.1.1/boot/files/initrd.img\nboot\n" in ipxe
+    rocks.ok("set host boot compute-0-0 action=os")
+    assert boot.tftp("grub.cfg-0A01FFFE", ("x", 1)).decode().endswith("exit 1\n")
+    assert boot.ipxe("52:54:00:12:34:57") == "#!ipxe\nexit\n"
