@@ -1,0 +1,1 @@
+"""End-to-end tests: real PXE clients (QEMU, libvirt) in network namespaces."""
