@@ -291,10 +291,16 @@ class LibvirtDriver:
         return domain_xml(vm)
 
     def define(self, vm: VmConfig) -> None:
+        self._define(vm)
+
+    def _define(self, vm: VmConfig, uuid: str | None = None) -> None:
         conn = connect(vm.uri)
         existing = self._domain(vm)
-        # Redefining keeps the domain's UUID; libvirt refuses a new one for the same name.
-        xml = domain_xml(vm, existing.UUIDString() if existing is not None else None)
+        # Redefining keeps the domain's UUID (libvirt refuses a new one for the same name); a
+        # moved domain keeps its old one, which its saved memory image names.
+        if existing is not None:
+            uuid = existing.UUIDString()
+        xml = domain_xml(vm, uuid)
         if is_local(vm.uri):
             for disk in vm.disks:
                 if disk.vbd_type == "file":
@@ -391,6 +397,7 @@ class LibvirtDriver:
             raise VmError("it is not defined on its container (run 'rocks start host vm')")
         with _errors():
             running = bool(dom.isActive())
+            uuid = dom.UUIDString()
         files = [
             (d.path, t.path)
             for d, t in zip(vm.disks, target.disks, strict=True)
@@ -416,7 +423,7 @@ class LibvirtDriver:
             for src, dst in files:
                 copy_file(src, dst, step)
                 copied.append(dst)
-            self.define(target)
+            self._define(target, uuid)
             defined = True
             if saved:
                 self._restore(target, target.state_file, with_xml=True)
