@@ -556,11 +556,20 @@ def expanded_xml(
     return etree.tostring(root, encoding="unicode", xml_declaration=False) + "\n"
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _subst(text: str, nf: NodeFile, values: Mapping[str, str]) -> str:
     out = []
     for piece in split(text, nf.refs):
         if isinstance(piece, Ref):
-            out.append(Slot(piece.name, where(nf.path, piece.line)).value(values))
+            place = where(nf.path, piece.line)
+            value = Slot(piece.name, place).value(values)
+            if _NOT_XML.search(value):
+                raise GraphError(
+                    f"{place}: the value of '{piece.name}' has control characters XML cannot hold"
+                )
+            out.append(value)
         else:
             out.append(piece)
     return "".join(out)

@@ -251,3 +251,32 @@ def test_appliance_without_root_node_is_not_installed(cluster):
     cluster.ok("add host switch-0-0 membership=network")
     result = cluster("list host profile switch-0-0")
     assert result.status != 0 and "has no root node" in result.err
+
+
+def test_validate_parameter_checks_with_pykickstart(cluster, site):
+    assert cluster.ok("list host profile nas-0-0 validate=yes").startswith("#\n# Kickstart")
+    (site / "nodes" / "extend-nas.xml").write_text(
+        "<kickstart><main><frobnicate>--now</frobnicate></main></kickstart>"
+    )
+    result = cluster("list host profile nas-0-0 validate=yes")
+    assert result.status != 0
+    assert "kickstart not valid: nas-0-0:" in result.err and "frobnicate" in result.err
+
+
+def test_legacy_main_commands_are_dropped_and_later_nodes_override(cluster, site):
+    (site / "nodes" / "extend-compute.xml").write_text(
+        "<kickstart><main><install/><lilo>--location=mbr</lilo>"
+        "<timezone>Etc/UTC --utc</timezone></main></kickstart>"
+    )
+    text = cluster.ok("list host profile compute-0-0")
+    assert "\ninstall\n" not in text and "# dropped 'install'" in text
+    assert text.count("\ntimezone ") == 1 and "timezone Etc/UTC --utc\n" in text
+    assert text.count("\nbootloader ") == 1
+    assert validate(text) == []
+
+
+def test_shared_renderer_is_one_per_configuration(config, hooks):
+    from provisioner.kickstart.renderer import shared_renderer
+
+    assert shared_renderer(config, hooks) is shared_renderer(config)
+    assert shared_renderer(config.with_(eval_enabled=True), hooks) is not shared_renderer(config)
