@@ -509,6 +509,8 @@ class VmPlanner:
         return ip
 
     def add(self, requests: Sequence[VmRequest]) -> list[AddedVm]:
+        from sqlalchemy import null
+
         from provisioner.db.models import Host, Interface, VmDisk, VmNode
         from provisioner.services.hosts import check_host_name
         from provisioner.services.networks import get_network
@@ -598,8 +600,9 @@ class VmPlanner:
                 cpus=req.cpus,
                 os="linux",
                 arch=req.container.arch,
-                installaction=self._action(install),
-                runaction=self._action(run),
+                # null(): a plain None would let the columns' defaults fill them in
+                installaction=self._action(install) or null(),
+                runaction=self._action(run) or null(),
                 boot_action="install",
             )
             planned.append((req, host, slice_, virt, ifaces, disk))

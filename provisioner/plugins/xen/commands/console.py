@@ -47,7 +47,7 @@ class OpenHostConsole(Command):
         # A pipe or terminal has a byte buffer; an in-memory text stdin (tests) is read whole.
         stdin = getattr(sys.stdin, "buffer", None) or io.BytesIO(sys.stdin.read().encode())
         stdout = getattr(app_out, "buffer", None) or _TextBytes(app_out)
-        ctx.progress(f"attached to {cfg.name}'s serial console; Ctrl-] detaches\n")
+        ctx.progress(f"connecting to {cfg.name}'s serial console (Ctrl-] detaches)\n")
         with _raw_terminal(stdin):
             power.call(
                 ctx.hooks,
