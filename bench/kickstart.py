@@ -20,6 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provisioner.config import Config
+    from provisioner.plugins import Hooks
 
 ROCKS = str(Path(sys.executable).parent / "rocks")
 
@@ -53,7 +58,7 @@ def add_hosts(env: dict[str, str], start: int, stop: int) -> None:
     )  # fmt: skip
 
 
-def measure(config, hooks, cold_samples: int) -> dict[str, float]:  # noqa: ANN001
+def measure(config: Config, hooks: Hooks, cold_samples: int) -> dict[str, float]:
     from provisioner.db.reader import Reader
     from provisioner.kickstart.renderer import KickstartRenderer
     from provisioner.services.hostargs import all_hosts

@@ -21,14 +21,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from provisioner.graph.errors import GraphError
 from provisioner.graph.model import GraphFile, NodeFile, load_graph, load_node, split_name
 
+if TYPE_CHECKING:
+    from provisioner.config import Config
+    from provisioner.plugins import Hooks
+
 Stamp = tuple[int, int]  # (mtime_ns, size)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,8 @@ class NodeCatalog:
         self._index: _Index | None = None
         self._checked = 0.0
         self._version = 0
-        self._nodes: dict[Path, tuple[Stamp, NodeFile]] = {}
-        self._graphs: dict[Path, tuple[Stamp, GraphFile]] = {}
+        self._nodes: dict[Path, tuple[Stamp | None, NodeFile]] = {}
+        self._graphs: dict[Path, tuple[Stamp | None, GraphFile]] = {}
 
     @property
     def version(self) -> int:
@@ -176,7 +182,13 @@ class NodeCatalog:
             raise GraphError(f"no graph '{graph}' in any graphs/ directory")
         return [self._load(self._graphs, s, index, load_graph) for s in sources]
 
-    def _load(self, cache, source: Source, index: _Index, loader):  # noqa: ANN001, ANN202
+    def _load(
+        self,
+        cache: dict[Path, tuple[Stamp | None, T]],
+        source: Source,
+        index: _Index,
+        loader: Callable[[Path, str], T],
+    ) -> T:
         stamp = index.stamps.get(source.path)
         hit = cache.get(source.path)
         if hit is not None and hit[0] == stamp:
@@ -187,7 +199,7 @@ class NodeCatalog:
         return parsed
 
 
-def default_directories(config, hooks) -> list[tuple[Path, str]]:  # noqa: ANN001
+def default_directories(config: Config, hooks: Hooks | None) -> list[tuple[Path, str]]:
     """`site-profiles` first, then each roll's directories (roll named after the directory)."""
     dirs: list[tuple[Path, str]] = [(Path(config.site_profiles_dir), "site")]
     if hooks is not None:

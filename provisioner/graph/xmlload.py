@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 from provisioner.graph.errors import GraphError, where
 
@@ -57,7 +62,7 @@ class Tag:
     tail: str
     line: int
 
-    def iter(self, name: str | None = None):  # noqa: ANN201 - a generator of Tag
+    def iter(self, name: str | None = None) -> Iterator[Tag]:
         if name is None or self.name == name:
             yield self
         for child in self.children:
@@ -74,7 +79,7 @@ class XmlFile:
 _local = threading.local()
 
 
-def _parser():  # noqa: ANN202 - lxml's parser type
+def _parser() -> etree.XMLParser:
     # One parser per thread: lxml advises against sharing parsers between threads.
     parser = getattr(_local, "parser", None)
     if parser is None:
@@ -157,7 +162,7 @@ def parse_text(text: str, path: Path) -> XmlFile:
     return XmlFile(path, _convert(root, refs, path), refs)
 
 
-def _convert(el, refs: list[Ref], path: Path) -> Tag:  # noqa: ANN001 - lxml element
+def _convert(el: etree._Element, refs: list[Ref], path: Path) -> Tag:
     from lxml import etree
 
     children: list[Tag] = []

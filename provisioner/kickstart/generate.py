@@ -23,11 +23,15 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.graph.errors import GraphError, where
 from provisioner.graph.model import NodeFile
 from provisioner.graph.xmlload import Ref, Tag, split
 from provisioner.kickstart.template import Block, Part, Slot, Template
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 # Per-host values the renderer adds under names no attribute can have.
 BOOTFLAGS = "\x00bootflags"
@@ -575,7 +579,9 @@ def _subst(text: str, nf: NodeFile, values: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _xml_tag(parent, tag: Tag, nf: NodeFile, values: Mapping[str, str], top: bool) -> None:  # noqa: ANN001
+def _xml_tag(
+    parent: etree._Element, tag: Tag, nf: NodeFile, values: Mapping[str, str], top: bool
+) -> None:
     from lxml import etree
 
     cond = nf.cond(tag)

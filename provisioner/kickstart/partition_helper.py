@@ -429,7 +429,7 @@ class RocksPartition:
 
     # -- kickstart lines --------------------------------------------------------------------
 
-    def addPartitions(self, nodepartinfo: List[PartInfo], format: int) -> List[str]:  # noqa: A002
+    def addPartitions(self, nodepartinfo: List[PartInfo], format: int) -> List[str]:
         """Lines that reuse existing partitions; only / and /var are reformatted (or every
         partition with `format`)."""
         parts = []
