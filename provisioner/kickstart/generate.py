@@ -497,8 +497,8 @@ def _helper_pre() -> list[Part]:
         Slot(PARTITION_JSON, "the partition helper"),
         "\nROCKS_PARTITION_EOF\n"
         'if [ -z "$ROCKS_PARTITION_ROOT" ]; then\n'
-        f"  {PYTHON} -c 'import rocks_partition, sysconfig; "
-        'rocks_partition.install_copy(sysconfig.get_paths()["purelib"])\' '
+        f'  (cd "$T" && {PYTHON} -c \'import rocks_partition, sysconfig; '
+        'rocks_partition.install_copy(sysconfig.get_paths()["purelib"])\') '
         "2>/dev/null || true\n"
         "fi\n"
         "%end\n",

@@ -436,3 +436,21 @@ def test_default_graph_pre_sections_write_the_default_scheme(tmp_path):
     assert got[1] == "clearpart --all --initlabel --drives=sda"
     assert "part /state/partition1 --size=1 --fstype=ext4 --grow --ondisk=sda" in got
     assert validate("\n".join(got) + "\n") == []
+
+
+def test_install_copy_puts_the_module_where_python_finds_it(tmp_path):
+    ph.install_copy(str(tmp_path))
+    assert (tmp_path / "rocks_partition.py").read_text() == Path(ph.__file__).read_text()
+
+
+def test_every_shell_section_of_the_kickstart_parses(tmp_path):
+    text = _kickstart(tmp_path, "replace-partition-shell.xml")
+    sections = re.findall(r"^%(pre|post) (.*?)\n(.*?)^%end$", text, re.M | re.S)
+    shells = [body for _, head, body in sections if "--interpreter" not in head]
+    pythons = [body for _, head, body in sections if "python3" in head]
+    assert len(shells) >= 5 and len(pythons) >= 2
+    for body in shells:
+        result = subprocess.run(["bash", "-n"], input=body, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr + body
+    for body in pythons:
+        compile(body, "section", "exec")
