@@ -280,3 +280,20 @@ def test_shared_renderer_is_one_per_configuration(config, hooks):
 
     assert shared_renderer(config, hooks) is shared_renderer(config)
     assert shared_renderer(config.with_(eval_enabled=True), hooks) is not shared_renderer(config)
+
+
+def test_list_node_xml_needs_no_database_with_attrs(tmp_path, hooks):
+    from provisioner.config import Config
+    from provisioner.plugins.base.attributes import ATTRIBUTES
+    from provisioner.testing.pytest_plugin import Rocks
+
+    rocks = Rocks(Config.for_home(tmp_path / "nothing-here"), hooks)
+    attrs = {a.name: a.default for a in ATTRIBUTES if a.default is not None}
+    attrs.update(
+        Kickstart_PrivateKickstartHost="10.1.1.1", Kickstart_PrivateAddress="10.1.1.1",
+        Kickstart_PrivateNetmask="255.255.0.0", Kickstart_PrivateNetwork="10.1.0.0",
+        Kickstart_PrivateNetmaskCIDR="16", Kickstart_PrivateHostname="fe",
+    )  # fmt: skip
+    text = rocks.ok("list", "node", "xml", "root", "format=kickstart", f"attrs={attrs!r}")
+    assert validate(text) == [] and "--hostname=fe.local" in text
+    assert rocks("list node xml root").status != 0  # without attrs= it needs the database

@@ -124,12 +124,18 @@ class ListNodeXml(Command):
         ),
     )
 
+    # An installing frontend has no database yet: open one only when attrs= is not given.
+    transactional = False
+
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         renderer = _renderer(ctx)
         if params["attrs"]:
             attrs = read_attrs(params["attrs"])
         else:
-            attrs = dict(ctx.reader.all("SELECT attr, value FROM global_attributes"))
+            from provisioner.db.reader import Reader
+
+            with Reader.connect(ctx.config.db_url, ctx.config.database_timeout) as reader:
+                attrs = dict(reader.all("SELECT attr, value FROM global_attributes"))
         values = renderer.node_values(attrs, args[0], params["graph"])
         if params["format"] == "kickstart":
             ctx.write(renderer.render_values(values, params["graph"], args[0]))
