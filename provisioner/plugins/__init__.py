@@ -59,7 +59,8 @@ def get_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigError(f"roll '{exc.plugin_name}': {exc}") from None
+        name = pm.get_name(exc.plugin) or getattr(exc.plugin, "__name__", "?")
+        raise ConfigError(f"roll '{name}': {exc}") from None
     return pm
 
 
@@ -75,7 +76,8 @@ class Hooks:
         return cls(get_plugin_manager(config.disabled_plugins, extra))
 
     def roll_names(self) -> list[str]:
-        return [name for name, _ in self.pm.list_name_plugin() if name]
+        # A blocked roll stays in pluggy's list with None as its plugin.
+        return [name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None]
 
     def _per_roll(self, hook: pluggy.HookCaller) -> list[tuple[str, list[object]]]:
         # Called per implementation, so each result is attributed to the roll that gave it, in a
