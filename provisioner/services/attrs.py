@@ -8,6 +8,7 @@ later level overrides an earlier one; `rocks list host attr` shows which level w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from provisioner.db.reader import Reader
@@ -103,6 +104,30 @@ def host_attrs(reader: Reader, host: HostRow) -> dict[str, AttrValue]:
 
 def host_attr_values(reader: Reader, host: HostRow) -> dict[str, str]:
     return {k: v.value for k, v in host_attrs(reader, host).items()}
+
+
+class LazyAttrs(Mapping[str, str]):
+    """A host's attributes, fetched on first use: hooks get the mapping, and a hook that never
+    looks at it (the base kickstart renderer has its own cache) costs no query."""
+
+    def __init__(self, reader: Reader, host: HostRow) -> None:
+        self._reader = reader
+        self._host = host
+        self._values: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._values is None:
+            self._values = host_attr_values(self._reader, self._host)
+        return self._values
+
+    def __getitem__(self, key: str) -> str:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 # -- changes ------------------------------------------------------------------------------------

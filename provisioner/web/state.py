@@ -88,10 +88,9 @@ class WebState:
     def kickstart(self, reader: Reader, host: HostRow) -> str:
         """The host's kickstart from the first roll that renders one (the node graph last)."""
         from provisioner.errors import ProvisionerError
-        from provisioner.services.attrs import host_attr_values
+        from provisioner.services.attrs import LazyAttrs
 
-        attrs = host_attr_values(reader, host)
-        text = self.hooks.render_kickstart(self.config, reader, host, attrs)
+        text = self.hooks.render_kickstart(self.config, reader, host, LazyAttrs(reader, host))
         if text is None:
             raise ProvisionerError(f"no roll renders a kickstart for {host.name}")
         return text

@@ -148,3 +148,28 @@ def test_api_reads_are_open_writes_need_the_token(app, config, rocks):
     assert r.status_code == 200
     assert "compute-0-0: install" in rocks.ok("list host boot compute-0-0")
     assert c.get("/api/hosts/nosuch").status_code == 404
+
+
+def test_real_kickstart_from_the_node_graph(config, rocks, hooks):
+    from provisioner.kickstart.validate import validate
+
+    rocks.ok("add host compute-0-0")
+    rocks.ok("add host interface compute-0-0 eth0 52:54:00:00:00:01 ip=10.1.255.254 subnet=private")
+    rocks.ok("add host compute-0-1")
+    rocks.ok("add host interface compute-0-1 eth0 52:54:00:00:00:02 ip=10.1.255.253 subnet=private")
+    rocks.ok('set host attr compute-0-1 Kickstart_PrivateRootPassword "$6$only.for.compute-0-1"')
+    rocks.ok('set host bootflags compute-0-0 flags="console=ttyS0"')
+    app = create_app(config, hooks)
+    try:
+        r = get(app, "/install/sbin/kickstart.cgi", "10.1.255.254")
+        assert r.status_code == 200
+        ks = r.data.decode()
+        assert validate(ks, "RHEL9") == []
+        assert "%include /tmp/partition-info" in ks and "console=ttyS0" in ks
+        assert "only.for.compute-0-1" not in ks
+        other = get(app, "/install/sbin/kickstart.cgi", "10.1.255.253").data.decode()
+        assert "only.for.compute-0-1" in other
+        # Same text as the CLI prints.
+        assert rocks.ok("list host profile compute-0-0") == ks
+    finally:
+        app.extensions["provisioner"].events.stop()

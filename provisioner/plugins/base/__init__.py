@@ -7,10 +7,16 @@ its hook implementations are the defaults other rolls build on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.hookspecs import hookimpl
 from provisioner.plugins.base.attributes import ATTRIBUTES
 from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
+
+if TYPE_CHECKING:
+    from provisioner.config import Config
+    from provisioner.db.reader import Reader
+    from provisioner.services.hostargs import HostRow
 
 _C = "provisioner.plugins.base.commands."
 
@@ -187,3 +193,11 @@ def host_removing(session: object, host: object) -> None:
     assert isinstance(host, Host)
     if host.membership.appliance.name == "frontend":
         raise Vetoed(f"'{host.name}' is the frontend and cannot be removed")
+
+
+@hookimpl(trylast=True)
+def render_kickstart(config: Config, reader: Reader, host: HostRow, attrs: object) -> str:
+    # The node graph: one renderer per process keeps its parsed files and templates warm.
+    from provisioner.kickstart.renderer import shared_renderer
+
+    return shared_renderer(config).render(reader, host)

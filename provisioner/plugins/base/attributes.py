@@ -14,6 +14,11 @@ ATTRIBUTES: tuple[AttrSpec, ...] = (
     AttrSpec("Kickstart_Langsupport", "en_US", "Languages installed besides the default."),
     AttrSpec("Kickstart_Keyboard", "us", "Keyboard layout (kickstart `keyboard`)."),
     AttrSpec("Kickstart_Timezone", "America/Los_Angeles", "Time zone of installed hosts."),
+    AttrSpec(
+        "Kickstart_SyntaxVersion",
+        "RHEL9",
+        "Kickstart syntax the kickstarts are written for and validated against (pykickstart).",
+    ),
     AttrSpec("Kickstart_Multicast", "226.117.172.185", "Multicast group of cluster services."),
     AttrSpec(
         "Kickstart_DistroDir", "/export/rocks", "Rocks' install tree root, kept for node files."
@@ -66,6 +71,8 @@ ATTRIBUTES: tuple[AttrSpec, ...] = (
         "Frontend's public IP (default: the address of the default route's interface).",
     ),
     AttrSpec("Kickstart_PublicNetwork", None, "Public network address, derived."),
+    AttrSpec("Kickstart_PublicInterface", None, "Frontend's public interface (default eth1)."),
+    AttrSpec("Kickstart_PrivateInterface", None, "Frontend's private interface (default eth0)."),
     AttrSpec("Kickstart_PublicNetmask", None, "Public netmask."),
     AttrSpec("Kickstart_PublicNetmaskCIDR", None, "Public prefix length, derived."),
     AttrSpec("Kickstart_PublicBroadcast", None, "Public broadcast address, derived."),
