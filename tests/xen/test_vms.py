@@ -339,3 +339,15 @@ def test_vm_container_kickstart_has_the_xen_node(vmc):
     out = vmc.ok("list host profile vm-container-0-0")
     assert "mkdir -p /state/partition1/xen/disks" in out
     assert "xen/disks" not in vmc.ok("list host profile frontend")
+
+
+def test_states_are_listed_even_when_a_boot_action_cannot_be_resolved(vmc):
+    vmc.ok("add host vm vm-container-0-0 membership=Compute virt-type=para")
+    vmc.ok('set host installaction compute-0-0-0 "install vm frontend"')
+    vmc.ok("remove attr Kickstart_PublicHostname")
+    row = json.loads(vmc.ok("list host vm status=y output-format=json"))[0]
+    assert row["status"] == "nostate"
+    assert vmc("start host vm compute-0-0-0").err == (
+        "error: boot action 'install vm frontend' of compute-0-0-0: "
+        "attribute 'Kickstart_PublicHostname' is not defined\n"
+    )

@@ -318,8 +318,10 @@ def vm_config(
     disks: Sequence[DiskRow] | None = None,
     nics: Sequence[NicRow] | None = None,
     container: HostRow | None = None,
+    boot: bool = True,
 ) -> VmConfig:
-    """`vm` resolved for its container (or for `container`, where a move would put it)."""
+    """`vm` resolved for its container (or for `container`, where a move would put it).
+    `boot=False` skips the direct kernel boot (not needed to ask a VM's state)."""
     place = containers.get(container or vm.container)
     if disks is None:
         disks = disks_of(reader, [vm.id])[vm.id]
@@ -346,7 +348,7 @@ def vm_config(
         ),
         disks=tuple(disk_specs),
         state_file=f"{place.disk_dir}/{vm.host.name}.saved",
-        boot=_direct_boot(reader, vm),
+        boot=_direct_boot(reader, vm) if boot else None,
         arch=vm.host.arch,
         driver=place.driver,
     )

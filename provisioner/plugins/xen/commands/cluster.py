@@ -128,7 +128,7 @@ class ListCluster(Command):
             vm = vm_rows.get(host_id)
             if not params["status"] or vm is None:
                 return None
-            cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[])
+            cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
             return power.status(ctx.hooks, cfg)
 
         def row(owner: str | None, client: str | None, kind: str, host_id: int) -> None:

@@ -130,7 +130,7 @@ class ListHostVm(Command):
             first: list[Any] = [vm.slice, vm.mem, vm.host.cpus, macs[0] if macs else None]
             first.append(vm.container.name)
             if params["status"]:
-                cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[])
+                cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
                 first.append(power.status(ctx.hooks, cfg))
             if params["showdisks"]:
                 first += [vm_disks[0].spec, vm_disks[0].size] if vm_disks else [None, None]
