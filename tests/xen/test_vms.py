@@ -351,3 +351,15 @@ def test_states_are_listed_even_when_a_boot_action_cannot_be_resolved(vmc):
         "error: boot action 'install vm frontend' of compute-0-0-0: "
         "attribute 'Kickstart_PublicHostname' is not defined\n"
     )
+
+
+def test_a_failing_create_leaves_no_vm_running(vmc):
+    vmc.ok("add host vm vm-container-0-0 vm-container-0-1 membership=Compute")
+    vmc.ok("set host attr vm-container-0-1 vm_driver nosuch")
+    vmc.ok("set host boot compute-0-0-0 action=os")
+    result = vmc("create host vm compute-0-0-0 compute-0-1-0")
+    assert result.err.startswith("error: cannot define VM compute-0-1-0 on container")
+    # compute-0-0-0 had started: it is stopped again, its boot action rolled back with it
+    assert vmc.lv.state("compute-0-0-0") == "shutoff"
+    boot = json.loads(vmc.ok("list host boot compute-0-0-0 output-format=json"))[0]
+    assert boot["action"] == "os"

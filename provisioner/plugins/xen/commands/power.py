@@ -36,15 +36,27 @@ def _boot(ctx: Context, args: list[str], install: bool) -> None:
             set_state(ctx.session, vms.host_model(ctx.session, h.id), "install")
     ctx.session.flush()
     containers = vms.Containers(ctx.reader)
-    for h in hosts:
-        # Read again: the row now carries the boot action just set.
-        cfg = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
-        power.define_and_start(ctx.hooks, cfg)
-        if cfg.boot is not None:
-            set_state(ctx.session, vms.host_model(ctx.session, h.id), "os")
-            ctx.session.flush()
-            after = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
-            power.call(ctx.hooks, after, "define", lambda d, c=after: d.define(c))
+    started = []
+    try:
+        for h in hosts:
+            # Read again: the row now carries the boot action just set.
+            cfg = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+            power.define_and_start(ctx.hooks, cfg)
+            started.append(cfg)
+            if cfg.boot is not None:
+                set_state(ctx.session, vms.host_model(ctx.session, h.id), "os")
+                ctx.session.flush()
+                after = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+                power.call(ctx.hooks, after, "define", lambda d, c=after: d.define(c))
+    except BaseException:
+        # The transaction rolls back the boot actions of every VM named: the ones already
+        # started must not run on with a state the database no longer has.
+        for cfg in started:
+            try:
+                power.call(ctx.hooks, cfg, "stop", lambda d, c=cfg: d.stop(c))
+            except Exception:  # noqa: BLE001 - the first failure is the one to report
+                pass
+        raise
 
 
 class CreateHostVm(Command):
