@@ -38,6 +38,11 @@ class NetlabError(RuntimeError):
     """A lab component failed to start or misbehaved; the message names its log file."""
 
 
+def in_ci() -> bool:
+    """$CI set to anything but empty/0/false/no: e2e tests must run, not skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def skip_reasons() -> list[str]:
     """Why end-to-end boots cannot run on this machine at all ([] when they can).
 
@@ -83,7 +88,7 @@ def wait_until(
             if reason is not None:
                 raise NetlabError(f"while waiting for {what}: {reason}")
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
 
 
@@ -309,13 +314,14 @@ class Netns:
         cwd: Path | None = None,
     ) -> NsProcess:
         """Start a long-running process inside the namespace, stdout+stderr to `log`
-        (default `<workdir>/<name>.log`); it is stopped by PID when the namespace closes."""
+        (default `<workdir>/<name>.log`), `env` added to this process's environment; it is
+        stopped by PID when the namespace closes."""
         if self.closed:
             raise NetlabError(f"namespace {self.name} is closed")
         log = log or self.workdir / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(log, "ab")  # closed by NsProcess.stop
-        full_env = dict(os.environ if env is None else env)
+        full_env = {**os.environ, **(env or {})}
         popen = subprocess.Popen(
             self.exec_argv(argv),
             stdin=subprocess.DEVNULL,
@@ -328,6 +334,28 @@ class Netns:
         proc = NsProcess(name, list(argv), log, popen, log_file)
         self.processes.append(proc)
         return proc
+
+    def listening(self, port: int, proto: Literal["tcp", "udp"] = "tcp") -> bool:
+        """Whether a socket in the namespace listens on (tcp) or is bound to (udp) `port`."""
+        flag = "-Hltn" if proto == "tcp" else "-Hlun"
+        return bool(self.run(["ss", flag, f"sport = :{port}"], check=False).stdout.strip())
+
+    def wait_listening(
+        self,
+        port: int,
+        proto: Literal["tcp", "udp"] = "tcp",
+        timeout: float = 30.0,
+        process: NsProcess | None = None,
+    ) -> None:
+        """Wait until a server in the namespace (e.g. provisionerd: tcp 80, udp 69) is up;
+        `process` makes the wait fail at once if that process dies."""
+        wait_until(
+            lambda: self.listening(port, proto),
+            timeout,
+            f"{proto} port {port} in {self.name}",
+            interval=0.2,
+            fail=process.died if process else None,
+        )
 
     def pids(self) -> list[int]:
         """PIDs of every process in the namespace, ours or started by ours (libvirt's QEMU)."""
@@ -684,6 +712,15 @@ class HttpServer:
 Firmware = Literal["bios", "uefi"]
 
 
+def sercon_port_file(directory: Path) -> Path:
+    """The fw_cfg file that turns SeaBIOS's serial console on at COM1: SeaBIOS reads it as a
+    little-endian integer of a power-of-two size (the string "1016" would be ignored)."""
+    path = directory / "sercon-port"
+    if not path.exists():
+        path.write_bytes((0x3F8).to_bytes(2, "little"))
+    return path
+
+
 def ovmf_path() -> str:
     for path in OVMF_CANDIDATES:
         if os.path.exists(path):
@@ -694,7 +731,8 @@ def ovmf_path() -> str:
 class QemuVM:
     """A QEMU (TCG) PXE client on one tap of the namespace, serial console to a file.
 
-    BIOS: SeaBIOS + the NIC's iPXE option ROM (ipxe-qemu). UEFI: OVMF's own PXE; the NIC
+    BIOS: SeaBIOS + the NIC's iPXE option ROM (ipxe-qemu), with SeaBIOS's serial console on,
+    so iPXE and pxelinux messages reach the serial log too. UEFI: OVMF's own PXE; the NIC
     ROM is switched off by default there, because QEMU's ROMs are iPXE EFI drivers that
     would take the boot over (lab notes §1). The Debian cloud kernel drives only virtio
     NICs, so keep `nic="virtio-net-pci"` when the boot goes on into the netlab initrd.
@@ -740,6 +778,8 @@ class QemuVM:
         argv += ["-device", device]
         if self.firmware == "uefi":
             argv += ["-bios", ovmf_path()]
+        else:
+            argv += ["-fw_cfg", f"name=etc/sercon-port,file={sercon_port_file(self.ns.workdir)}"]
         return argv + self.extra_args
 
     def start(self) -> QemuVM:

@@ -33,6 +33,7 @@ from provisioner.testing.netlab import (
     NsProcess,
     kill_pids,
     require_tools,
+    sercon_port_file,
     tail,
 )
 from provisioner.testing.netlab_assets import cache_dir
@@ -251,7 +252,16 @@ def domain_xml(
         nv = f"<nvram template='{OVMF_VARS}'>{nvram}</nvram>" if nvram else ""
         loader = f"<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>{nv}"
     rom_xml = "" if rom else "<rom enabled='no'/>"
-    return f"""<domain type='qemu'>
+    extra = ""
+    if firmware == "bios":
+        # SeaBIOS serial console (see netlab.sercon_port_file): libvirt has no element for
+        # an etc/ fw_cfg file, hence the pass-through.
+        port_file = sercon_port_file(serial_log.parent)
+        extra = (
+            "<qemu:commandline><qemu:arg value='-fw_cfg'/>"
+            f"<qemu:arg value='name=etc/sercon-port,file={port_file}'/></qemu:commandline>"
+        )
+    return f"""<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
   <vcpu>1</vcpu>
@@ -271,5 +281,6 @@ def domain_xml(
     <serial type='file'><source path='{serial_log}'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
+  {extra}
 </domain>
 """

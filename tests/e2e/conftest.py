@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ def netlab_ready() -> None:
     reasons = netlab.skip_reasons()
     if reasons:
         message = "end-to-end boot tests cannot run: " + "; ".join(reasons)
-        if os.environ.get("CI"):
+        if netlab.in_ci():
             pytest.fail(message + " (CI is set: these tests must run)")
         pytest.skip(message)
     netlab.require_tools("ip", "dnsmasq")
