@@ -1,0 +1,474 @@
+"""The DNS transport: UDP and TCP sockets around a dnslib-style resolver.
+
+`DnsServer(resolver, address, port, tcp, logger)` mirrors dnslib's `DNSServer` and its
+`start()` / `start_thread()` / `stop()`, but not its thread per request: the UDP side is one
+tight `recvfrom`/`sendto` loop that answers plain queries from the resolver's packed answers
+(`resolver.table`, see `ClusterResolver.lookup`) without parsing them, and parses with dnslib
+only what it does not find there. Queries for names outside our zones are forwarded without
+blocking the loop (a forwarder thread matches upstream answers by a fresh random id and the
+question). TCP (RFC 7766: length-prefixed, several queries per connection) gets a thread per
+connection, bounded. With `reuse_port`, several processes can share one port (`serve()` uses
+that to put a server on every core).
+
+Any resolver with `resolve(request, handler)` works; `ClusterResolver`'s `lookup`, `answer`,
+`learn` and `upstreams` are used when present.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
+
+from provisioner.dns.resolver import handler_for, refused, relayed, same_question
+
+log = logging.getLogger("provisioner.dns")
+
+_PLAIN = b"\x00\x01\x00\x00\x00\x00"
+_FORWARD = object()
+
+
+class DnsServer:
+    """Serves `resolver` over UDP (and TCP on the same port) on `address`:`port`; port 0
+    picks a free one, read back from `.port`. Sockets are bound in the constructor."""
+
+    def __init__(
+        self,
+        resolver: Any,
+        address: str = "0.0.0.0",
+        port: int = 53,
+        tcp: bool = True,
+        logger: logging.Logger | None = None,
+        *,
+        reuse_port: bool = False,
+        max_tcp_clients: int = 64,
+        tcp_idle: float = 10.0,
+        max_forwards: int = 4096,
+    ) -> None:
+        self.resolver = resolver
+        self.log = logger or log
+        self.max_tcp_clients = max_tcp_clients
+        self.tcp_idle = tcp_idle
+        self._family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._udp, self._tcp = self._bind(address, port, tcp, reuse_port)
+        self.address = self._udp.getsockname()[0]
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._wake_r, self._wake_w = os.pipe()
+        self._tcp_slots = threading.BoundedSemaphore(max_tcp_clients)
+        self._tcp_conns: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._loop_thread: threading.Thread | None = None
+        self.stats = {"udp": 0, "tcp": 0, "slow": 0, "forwarded": 0, "malformed": 0}
+        upstreams = getattr(resolver, "upstreams", None)
+        self._forwarder = (
+            _Forwarder(self._udp, upstreams, resolver.forward_timeout, self.log, max_forwards)
+            if upstreams and hasattr(resolver, "answer")
+            else None
+        )
+
+    def _bind(
+        self, address: str, port: int, tcp: bool, reuse_port: bool
+    ) -> tuple[socket.socket, socket.socket | None]:
+        # Port 0 picks a UDP port; TCP needs the same one, so try again if it is taken there.
+        for _ in range(20):
+            udp = socket.socket(self._family, socket.SOCK_DGRAM)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            _big_receive_buffer(udp)
+            udp.bind((address, port))
+            udp.setblocking(False)
+            if not tcp:
+                return udp, None
+            listener = socket.socket(self._family, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                listener.bind((address, udp.getsockname()[1]))
+            except OSError:
+                listener.close()
+                udp.close()
+                if port:
+                    raise
+                continue
+            listener.listen(128)
+            listener.settimeout(0.25)
+            return udp, listener
+        raise OSError(f"no port free for both UDP and TCP on {address}")
+
+    @property
+    def port(self) -> int:
+        return int(self._udp.getsockname()[1])
+
+    def __enter__(self) -> DnsServer:
+        self.start_thread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_thread(self) -> threading.Thread:
+        self._stopped.clear()
+        thread = threading.Thread(target=self.start, name="dns", daemon=True)
+        thread.start()
+        return thread
+
+    def start(self) -> None:
+        """Serve until `stop()` (blocking): UDP in this thread, TCP and forwarding in others."""
+        if self._loop_thread is not None:
+            raise RuntimeError("a DnsServer is started once")
+        self._loop_thread = threading.current_thread()
+        self._stopped.clear()
+        if hasattr(self.resolver, "start"):
+            self.resolver.start()
+        if self._tcp is not None:
+            self._spawn(self._serve_tcp, "dns-tcp")
+        if self._forwarder is not None:
+            self._spawn(lambda: self._forwarder.run(self._stopping), "dns-forward")
+        self.log.info("DNS serving on %s port %d", self.address, self.port)
+        try:
+            self._serve_udp()
+        finally:
+            self._stopping.set()
+            for thread in self._threads:
+                thread.join(2)
+            for conn in list(self._tcp_conns):
+                _close(conn)
+            if hasattr(self.resolver, "stop"):
+                self.resolver.stop()
+            self._udp.close()
+            if self._tcp is not None:
+                self._tcp.close()
+            if self._forwarder is not None:
+                self._forwarder.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._stopped.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        if self._loop_thread is None:
+            self._udp.close()
+            if self._tcp is not None:
+                self._tcp.close()
+        elif self._loop_thread is not threading.current_thread():
+            self._stopped.wait(timeout)
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- UDP ------------------------------------------------------------------------------------
+
+    def _serve_udp(self) -> None:
+        sock = self._udp
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        resolver = self.resolver
+        fast = hasattr(resolver, "table")
+        stopping = self._stopping.is_set
+        ep = select.epoll()
+        ep.register(sock.fileno(), select.EPOLLIN)
+        ep.register(self._wake_r, select.EPOLLIN)
+        count = 0
+        try:
+            while True:
+                try:
+                    data, addr = recvfrom(4096)
+                except BlockingIOError:
+                    if stopping():
+                        return
+                    ep.poll(0.5)
+                    continue
+                except OSError:
+                    continue
+                count += 1
+                if not count & 0x3FFF and stopping():
+                    return
+                # The fast path of ClusterResolver.lookup, inlined: this loop is the bottleneck.
+                if fast and len(data) >= 17 and not data[2] & 0xF8 and data[4:10] == _PLAIN:
+                    ar = data[10:12]
+                    if ar == b"\x00\x00":
+                        q = data[12:]
+                        entry = resolver.table.get(q[:-4].lower() + q[-4:])
+                        if entry is not None:
+                            try:
+                                sendto(data[:2] + entry[0][data[2] & 1] + q + entry[1], addr)
+                            except OSError:
+                                pass
+                            continue
+                    else:
+                        out = resolver.lookup(data)
+                        if out is not None:
+                            try:
+                                sendto(out, addr)
+                            except OSError:
+                                pass
+                            continue
+                try:
+                    out = self._slow(data, addr, "udp")
+                except Exception:  # noqa: BLE001 - one query's bug must not stop the server
+                    self.log.exception("DNS query from %s failed", addr[0])
+                    out = refused(data, RCODE.SERVFAIL)
+                if out is _FORWARD:
+                    self._forwarder.submit(data, addr)  # type: ignore[union-attr]
+                elif out is not None:
+                    try:
+                        sendto(out, addr)  # type: ignore[arg-type]
+                    except OSError:
+                        pass
+        finally:
+            self.stats["udp"] += count
+            ep.close()
+
+    def _slow(self, data: bytes, client: tuple[str, int], protocol: str) -> Any:
+        """Parse and answer: packed bytes, None (send nothing) or _FORWARD."""
+        self.stats["slow"] += 1
+        if len(data) < 12 or data[2] & 0x80:
+            return None  # not a query: never answer a response
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:  # noqa: BLE001 - dnslib raises several types on garbage
+            self.stats["malformed"] += 1
+            return refused(data, RCODE.FORMERR)
+        if len(request.questions) != 1:
+            return refused(data, RCODE.FORMERR)
+        resolver = self.resolver
+        if hasattr(resolver, "answer"):
+            view = resolver.view
+            reply = resolver.answer(request, view)
+            if reply is None:
+                if getattr(resolver, "upstreams", None):
+                    return _FORWARD
+                reply = resolver.reply_to(request, RCODE.REFUSED, aa=False)
+            else:
+                resolver.learn(request, reply, data, view)
+        else:
+            reply = resolver.resolve(request, handler_for(client, protocol))
+        return _pack(reply, request, udp=protocol == "udp")
+
+    # -- TCP ------------------------------------------------------------------------------------
+
+    def _serve_tcp(self) -> None:
+        listener = self._tcp
+        assert listener is not None
+        while not self._stopping.is_set():
+            try:
+                conn, addr = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.05)  # EMFILE and friends: do not spin
+                continue
+            if not self._tcp_slots.acquire(blocking=False):
+                _close(conn)
+                continue
+            self._tcp_conns.add(conn)
+            threading.Thread(
+                target=self._tcp_client, args=(conn, addr), name="dns-tcp-client", daemon=True
+            ).start()
+
+    def _tcp_client(self, conn: socket.socket, addr: tuple[str, int]) -> None:
+        try:
+            conn.settimeout(self.tcp_idle)
+            for _ in range(1000):
+                head = _recv_exact(conn, 2)
+                if head is None:
+                    return
+                data = _recv_exact(conn, struct.unpack("!H", head)[0])
+                if data is None:
+                    return
+                self.stats["tcp"] += 1
+                out = self.resolver.lookup(data) if hasattr(self.resolver, "table") else None
+                if out is None:
+                    try:
+                        out = self._slow(data, addr, "tcp")
+                    except Exception:  # noqa: BLE001
+                        self.log.exception("DNS query from %s failed", addr[0])
+                        out = refused(data, RCODE.SERVFAIL)
+                    if out is _FORWARD:
+                        out = self.resolver.forward(data, tcp=True) or refused(
+                            data, RCODE.SERVFAIL, ra=True
+                        )
+                if out is None:
+                    return
+                conn.sendall(struct.pack("!H", len(out)) + out)
+        except OSError:
+            pass
+        finally:
+            self._tcp_conns.discard(conn)
+            _close(conn)
+            self._tcp_slots.release()
+
+
+class _Forwarder:
+    """Forwards UDP queries to the upstreams without blocking the UDP loop: a fresh random id
+    per query, the answer accepted only from the upstream asked, with that id and the same
+    question; the next upstream after its share of the timeout, then SERVFAIL."""
+
+    def __init__(
+        self,
+        reply_sock: socket.socket,
+        upstreams: list[tuple[str, int]],
+        timeout: float,
+        log: logging.Logger,
+        limit: int,
+    ) -> None:
+        self.reply_sock = reply_sock
+        self.upstreams = upstreams
+        self.share = timeout / max(1, len(upstreams))
+        self.log = log
+        self.limit = limit
+        self.lock = threading.Lock()
+        # id -> [client, query, upstream index, deadline]
+        self.pending: dict[int, list[Any]] = {}
+        self.socks = {
+            family: socket.socket(family, socket.SOCK_DGRAM)
+            for family in {socket.AF_INET6 if ":" in ip else socket.AF_INET for ip, _ in upstreams}
+        }
+        for sock in self.socks.values():
+            sock.setblocking(False)
+
+    def submit(self, data: bytes, client: tuple[str, int]) -> None:
+        with self.lock:
+            if len(self.pending) >= self.limit:
+                qid = None
+            else:
+                qid = random.getrandbits(16)
+                while qid in self.pending:
+                    qid = random.getrandbits(16)
+                self.pending[qid] = [client, data, 0, time.monotonic() + self.share]
+        if qid is None:
+            self._fail(data, client)
+            return
+        self._send(qid, data, 0)
+
+    def _send(self, qid: int, data: bytes, index: int) -> None:
+        ip, port = self.upstreams[index]
+        sock = self.socks[socket.AF_INET6 if ":" in ip else socket.AF_INET]
+        try:
+            sock.sendto(struct.pack("!H", qid) + data[2:], (ip, port))
+        except OSError as exc:
+            self.log.debug("DNS forward to %s:%d failed: %s", ip, port, exc)
+
+    def _fail(self, data: bytes, client: tuple[str, int]) -> None:
+        out = refused(data, RCODE.SERVFAIL, ra=True)
+        if out is not None:
+            try:
+                self.reply_sock.sendto(out, client)
+            except OSError:
+                pass
+
+    def run(self, stopping: threading.Event) -> None:
+        socks = list(self.socks.values())
+        while not stopping.is_set():
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            for sock in ready:
+                while True:
+                    try:
+                        answer, peer = sock.recvfrom(65535)
+                    except OSError:
+                        break  # drained (EAGAIN), or an ICMP error from an upstream
+                    self._on_answer(answer, (peer[0], peer[1]))
+            self._sweep(time.monotonic())
+
+    def _on_answer(self, answer: bytes, peer: tuple[str, int]) -> None:
+        if len(answer) < 12:
+            return
+        qid = struct.unpack("!H", answer[:2])[0]
+        with self.lock:
+            item = self.pending.get(qid)
+            if item is None or self.upstreams[item[2]] != peer:
+                return
+            if not same_question(answer, item[1]):
+                return
+            del self.pending[qid]
+        client, data = item[0], item[1]
+        try:
+            self.reply_sock.sendto(data[:2] + relayed(answer)[2:], client)
+        except OSError:
+            pass
+
+    def _sweep(self, now: float) -> None:
+        retry, failed = [], []
+        with self.lock:
+            for qid, item in list(self.pending.items()):
+                if now < item[3]:
+                    continue
+                if item[2] + 1 < len(self.upstreams):
+                    item[2] += 1
+                    item[3] = now + self.share
+                    retry.append((qid, item[1], item[2]))
+                else:
+                    del self.pending[qid]
+                    failed.append((item[1], item[0]))
+        for qid, data, index in retry:
+            self._send(qid, data, index)
+        for data, client in failed:
+            self._fail(data, client)
+
+    def close(self) -> None:
+        for sock in self.socks.values():
+            sock.close()
+
+
+def _pack(reply: DNSRecord, request: DNSRecord, udp: bool) -> bytes:
+    """Wire form with EDNS echoed and UDP truncation (TC, question only) when too long."""
+    opt = next((rr for rr in request.ar if rr.rtype == QTYPE.OPT), None)
+    limit = 65535
+    if udp:
+        limit = max(512, min(opt.rclass, 1232)) if opt is not None else 512
+    if opt is not None and not any(rr.rtype == QTYPE.OPT for rr in reply.ar):
+        reply.add_ar(EDNS0(udp_len=1232))
+    wire = reply.pack()
+    if len(wire) > limit:
+        short = reply.truncate()
+        if opt is not None:
+            short.add_ar(EDNS0(udp_len=1232))
+        wire = short.pack()
+    return wire
+
+
+def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < n:
+        chunk = conn.recv(n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _close(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
