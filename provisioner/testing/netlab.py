@@ -192,7 +192,10 @@ _seq = itertools.count()
 @atexit.register
 def _close_live() -> None:
     for ns in list(_live):
-        ns.close()
+        try:
+            ns.close()
+        except NetlabError as exc:
+            print(f"netlab: {exc}", file=sys.stderr)
 
 
 class Netns:

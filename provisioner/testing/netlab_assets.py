@@ -144,6 +144,10 @@ def _ensure_kernel(cache: Path) -> Path:
     kernels = cache / "kernel"
     local_deb = os.environ.get("PROVISIONER_E2E_KERNEL_DEB")
     if local_deb:
+        package = _run(["dpkg-deb", "--field", local_deb, "Package"], timeout=60).stdout
+        kdir = kernels / package.strip().removeprefix("linux-image-")
+        if (kdir / "vmlinuz").exists():
+            return kdir
         return _extract_kernel(Path(local_deb), kernels)
     memo = kernels / "abi"
     try:
@@ -257,6 +261,10 @@ def _ensure_initrd(cache: Path, kdir: Path) -> Path:
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(gzip.compress(newc_archive(entries), compresslevel=9, mtime=0))
     tmp.replace(out)
+    # Initrds of an older /init go after a day (not at once: another checkout may use one).
+    for old in out.parent.glob("initrd-*.gz"):
+        if old != out and time.time() - old.stat().st_mtime > ABI_MEMO_SECONDS:
+            old.unlink(missing_ok=True)
     return out
 
 

@@ -78,11 +78,15 @@ class Libvirtd:
         self.caps_cache = caps_cache or cache_dir() / "libvirt-qemu-capabilities"
         self.caps_dir = self.workdir / "cache" / "qemu" / "capabilities"
         self.log_path = ns.workdir / f"{name}.log"
-        # AF_UNIX paths are limited to 108 bytes: keep the socket out of deep pytest paths.
-        self.sock_dir = Path(tempfile.mkdtemp(prefix="pvnl-lv-"))
-        self.socket = self.sock_dir / "libvirt-sock"
+        self.sock_dir: Path | None = None
         self.process: NsProcess | None = None
         self._conn: libvirt.virConnect | None = None
+
+    @property
+    def socket(self) -> Path:
+        if self.sock_dir is None:
+            raise NetlabError("libvirtd not started")
+        return self.sock_dir / "libvirt-sock"
 
     @property
     def uri(self) -> str:
@@ -94,6 +98,8 @@ class Libvirtd:
         return self.workdir / "log" / "qemu"
 
     def _prepare(self) -> str:
+        # AF_UNIX paths are limited to 108 bytes: keep the socket out of deep pytest paths.
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="pvnl-lv-"))
         etc = self.workdir / "etc-libvirt"
         etc.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log").mkdir(exist_ok=True)
@@ -138,18 +144,26 @@ class Libvirtd:
         script = self._prepare()
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
         self.process = self.ns.spawn(self.name, argv, log=self.log_path)
+        try:
+            self._wait_ready(self.process, timeout)
+        except BaseException:
+            self._shutdown(clean_domains=False)
+            raise
+        return self
+
+    def _wait_ready(self, process: NsProcess, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if not self.process.alive():
+            if not process.alive():
                 raise NetlabError(
-                    f"libvirtd exited with {self.process.returncode}; log {self.log_path}:\n"
+                    f"libvirtd exited with {process.returncode}; log {self.log_path}:\n"
                     f"{tail(self.log_path)}"
                 )
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"libvirtd did not answer in {timeout:.0f}s; {self.log_path}")
+                raise TimeoutError(f"libvirtd did not answer in {timeout:g}s; {self.log_path}")
             if self.socket.exists() and self._answers(min(left, 30.0)):
-                return self
+                return
             time.sleep(0.2)
 
     def _answers(self, timeout: float) -> bool:
@@ -179,10 +193,13 @@ class Libvirtd:
 
     def stop(self) -> None:
         """Destroy and undefine leftover domains, stop libvirtd and the QEMUs it started."""
+        self._shutdown(clean_domains=True)
+
+    def _shutdown(self, clean_domains: bool) -> None:
         import libvirt
 
         errors = []
-        if self.process is not None and self.process.alive():
+        if clean_domains and self.process is not None and self.process.alive():
             try:
                 conn = self.connect()
                 for dom in conn.listAllDomains():
@@ -205,12 +222,12 @@ class Libvirtd:
                 pass
             self._conn = None
         if self.process is not None:
+            # QEMUs that libvirtd started outlive it: note them first, kill them after.
+            children = _descendants(self.process.pid)
             self.process.stop(grace=10.0)
-        # QEMUs libvirtd started outlive it; their PIDs are those still in the namespace
-        # that are not ours.
-        ours = {p.pid for p in self.ns.processes if p.alive()}
-        kill_pids([p for p in self.ns.pids() if p not in ours], grace=5.0)
-        shutil.rmtree(self.sock_dir, ignore_errors=True)
+            kill_pids(children, grace=5.0)
+        if self.sock_dir is not None:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
         self._save_caps()
         if errors:
             raise NetlabError("libvirt cleanup: " + "; ".join(errors))
@@ -226,6 +243,24 @@ class Libvirtd:
                     tmp.replace(dest)
         except OSError:
             pass  # only a cache
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent]
+        found += kids
+        todo += kids
+    return found
 
 
 def domain_xml(
