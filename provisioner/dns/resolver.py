@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from dnslib import CLASS, OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import CLASS, OPCODE, QTYPE, RCODE, RR, DNSHeader, DNSQuestion, DNSRecord
 from dnslib.server import BaseResolver
 
 from provisioner.dns.zones import ZoneView, build_view
@@ -301,22 +301,84 @@ class ClusterResolver(BaseResolver):
             self._learned += 1
 
     def _pack_all(self, view: ZoneView) -> dict[bytes, Entry]:
+        """Every positive answer, and NODATA for A/AAAA of forward names. The common shapes
+        (one RR set, or NODATA with the SOA) are packed by hand; dnslib packs the rest."""
         table: dict[bytes, Entry] = {}
         forward = {z for z in view.zones if not z.endswith(".arpa.")}
+        packer = _Packer(self.ra)
         for name, rrsets in view.records.items():
             qtypes = set(rrsets)
             zone = view.zone_of(name)
-            if zone is not None and zone.name in forward:
+            if zone is None:
+                continue
+            if zone.name in forward:
                 qtypes |= {QTYPE.A, QTYPE.AAAA}
+            qname = _encode_name(name)
             for qtype in qtypes:
-                request = DNSRecord(DNSHeader(id=0, rd=0), q=DNSQuestion(name, qtype, CLASS.IN))
-                reply = self.answer(request, view)
-                if reply is None:
-                    continue
-                entry = _entry(reply, self.ra)
+                key = qname + struct.pack("!HH", qtype, CLASS.IN)
+                entry = None
+                if QTYPE.CNAME not in rrsets and qtype != QTYPE.NS:
+                    rrs = rrsets.get(qtype)
+                    entry = packer.answer(rrs) if rrs else packer.nodata(zone.soa)
+                if entry is None:
+                    request = DNSRecord(DNSHeader(id=0, rd=0), q=DNSQuestion(name, qtype))
+                    reply = self.answer(request, view)
+                    entry = _entry(reply, self.ra) if reply is not None else None
                 if entry is not None:
-                    table[question_key(bytes(request.pack()))[0]] = entry  # type: ignore[index]
+                    table[key] = entry
         return table
+
+
+class _Packer:
+    """Hand-packed answers: the owner of every answer RR is the question's name (a pointer
+    to offset 12), record data names are written in full (no compression needed)."""
+
+    def __init__(self, ra: bool) -> None:
+        self.flags = bytes((0x84, 0x80 if ra else 0x00))  # QR AA / RA
+        self._rdata: dict[int, bytes] = {}
+
+    def answer(self, rrs: list[RR]) -> Entry | None:
+        rest = b"".join(b"\xc0\x0c" + self._rr_tail(rr) for rr in rrs)
+        return self._entry(len(rrs), 0, rest)
+
+    def nodata(self, soa: RR) -> Entry | None:
+        return self._entry(0, 1, _encode_name(str(soa.rname)) + self._rr_tail(soa))
+
+    def _rr_tail(self, rr: RR) -> bytes:
+        rdata = self._rdata.get(id(rr))
+        if rdata is None:
+            rdata = self._rdata[id(rr)] = _rdata_wire(rr)
+        return struct.pack("!HHIH", rr.rtype, rr.rclass, rr.ttl, len(rdata)) + rdata
+
+    def _entry(self, an: int, ns: int, rest: bytes) -> Entry | None:
+        if 12 + 255 + 4 + len(rest) > 512:
+            return None  # might need truncation: left to dnslib and the slow path
+        counts = struct.pack("!HHHH", 1, an, ns, 0)
+        counts_edns = struct.pack("!HHHH", 1, an, ns, 1)
+        flags, rd1 = self.flags, bytes((self.flags[0] | 0x01, self.flags[1]))
+        return (flags + counts, rd1 + counts, flags + counts_edns, rd1 + counts_edns), rest
+
+
+def _encode_name(name: str) -> bytes:
+    labels = [label for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in labels) + b"\x00"
+
+
+def _rdata_wire(rr: RR) -> bytes:
+    if rr.rtype == QTYPE.A:
+        return socket.inet_aton(str(rr.rdata))
+    if rr.rtype == QTYPE.AAAA:
+        return socket.inet_pton(socket.AF_INET6, str(rr.rdata))
+    if rr.rtype in (QTYPE.PTR, QTYPE.CNAME, QTYPE.NS):
+        return _encode_name(str(rr.rdata.label))
+    if rr.rtype == QTYPE.SOA:
+        soa = rr.rdata
+        return (
+            _encode_name(str(soa.mname))
+            + _encode_name(str(soa.rname))
+            + struct.pack("!IIIII", *soa.times)
+        )
+    raise ValueError(f"no hand packing for {QTYPE[rr.rtype]}")
 
 
 def _entry(reply: DNSRecord, ra: bool) -> Entry | None:
