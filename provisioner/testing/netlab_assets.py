@@ -132,11 +132,17 @@ def _find_loader(name: str, candidates: Sequence[str]) -> Path:
 def resolve_cloud_abi() -> str:
     """`6.1.0-56`: the ABI the linux-image-cloud-amd64 meta package points at (changes with
     point releases, so it is looked up, not written down)."""
-    proc = _run(["apt-cache", "depends", KERNEL_META], timeout=60)
-    for line in proc.stdout.splitlines():
-        word = line.split(":", 1)[-1].strip()
-        if line.strip().startswith("Depends:") and word.startswith("linux-image-"):
-            return word.removeprefix("linux-image-").removesuffix("-cloud-amd64")
+    for attempt in range(2):
+        proc = subprocess.run(
+            ["apt-cache", "depends", KERNEL_META], capture_output=True, text=True, timeout=60
+        )
+        for line in proc.stdout.splitlines():
+            word = line.split(":", 1)[-1].strip()
+            if line.strip().startswith("Depends:") and word.startswith("linux-image-"):
+                return word.removeprefix("linux-image-").removesuffix("-cloud-amd64")
+        if attempt == 0 and os.geteuid() == 0:
+            # A fresh machine may have no package lists yet (apt-get installed nothing).
+            _run(["apt-get", "update", "-qq"], timeout=600)
     raise NetlabError(f"apt-cache depends {KERNEL_META} names no kernel (apt-get update?)")
 
 

@@ -128,7 +128,9 @@ class Libvirtd:
                 "for d in /run /var/lib /var/cache /var/log; do",
                 "  mount -t tmpfs -o mode=0755 netlab-libvirt $d",
                 "done",
+                # /run/lock: libvirt locks a serial pty there when a console attaches.
                 "mkdir -p /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /run/libvirt",
+                "mkdir -p /run/lock",
                 f"mount --bind {q(str(self.workdir / 'log'))} /var/log/libvirt",
                 f"mount --bind {q(str(self.workdir / 'cache'))} /var/cache/libvirt",
                 f"mount --bind {q(str(etc))} /etc/libvirt",
