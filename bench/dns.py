@@ -95,8 +95,9 @@ def measure(name: str, args: argparse.Namespace, home: Path, queries: Path) -> d
         env = None
     else:
         address, port = "127.0.0.54", free_port("127.0.0.54")
+        workers = 1 if name == "1 proc" else args.workers
         argv = [sys.executable, "-m", "provisioner.dns", "--address", address, "--port",
-                str(port), "--workers", str(args.workers)]  # fmt: skip
+                str(port), "--workers", str(workers)]  # fmt: skip
         env = {**os.environ, "PROVISIONER_HOME": str(home), "PROVISIONER_DNS_UPSTREAMS": ""}
     with process(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL) as proc:
         wait_udp(address, port, PROBE)
@@ -115,9 +116,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--outstanding", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--dnsmasq", default=shutil.which("dnsmasq") or "/usr/sbin/dnsmasq")
     args = parser.parse_args()
+    if args.workers is None:
+        from provisioner.dns import default_workers
+
+        args.workers = default_workers()
     if not shutil.which("dnsperf") or not os.path.exists(args.dnsmasq):
         print("needs dnsperf and dnsmasq", file=sys.stderr)
         return 2
@@ -139,26 +144,31 @@ def main() -> int:
               f"{args.workers} processes; cluster made in {setup:.1f} s")  # fmt: skip
         print(f"machine: {machine()}")
         print(f"date: {stamp()}; {load()} at start")
-        print(f"{'round':<7}{'dnsmasq q/s':>13}{'provisioner q/s':>17}{'lost d/p':>10}"
-              f"{'our cpu s':>11}")  # fmt: skip
-        names_ = ["dnsmasq", "provisioner"]
+        names_ = ["dnsmasq", "provisioner"] + (["1 proc"] if args.workers != 1 else [])
+        print(f"{'round':<7}{'dnsmasq q/s':>13}{'provisioner q/s':>17}{'1 proc q/s':>12}"
+              f"{'lost d/p/1':>12}{'our cpu s':>11}")  # fmt: skip
         results: dict[str, list[dict]] = {n: [] for n in names_}
         for r in range(args.rounds):
-            for name in names_ if r % 2 == 0 else names_[::-1]:
+            k = r % len(names_)
+            for name in names_[k:] + names_[:k]:
                 results[name].append(measure(name, args, home, queries))
             d, p = results["dnsmasq"][-1], results["provisioner"][-1]
-            lost_pair = f"{d['lost']:.0f}/{p['lost']:.0f}"
-            print(f"{r + 1:<7}{d['qps']:>13.0f}{p['qps']:>17.0f}{lost_pair:>10}"
-                  f"{p['cpu']:>11.2f}")  # fmt: skip
+            one = results["1 proc"][-1] if "1 proc" in results else p
+            lost_row = f"{d['lost']:.0f}/{p['lost']:.0f}/{one['lost']:.0f}"
+            print(f"{r + 1:<7}{d['qps']:>13.0f}{p['qps']:>17.0f}{one['qps']:>12.0f}"
+                  f"{lost_row:>12}{p['cpu']:>11.2f}")  # fmt: skip
 
         qps = {n: median([s["qps"] for s in results[n]]) for n in names_}
+        qps.setdefault("1 proc", qps["provisioner"])
         lost = {n: sum(s["lost"] for s in results[n]) for n in names_}
-        wrong = sum(s["completed"] - s["noerror"] for s in results["provisioner"])
+        wrong = sum(s["completed"] - s["noerror"] for n in names_[1:] for s in results[n])
         ratio = qps["provisioner"] / qps["dnsmasq"]
-        print(f"{'median':<7}{qps['dnsmasq']:>13.0f}{qps['provisioner']:>17.0f}")
-        print(f"ratio: {ratio:.2f}x dnsmasq's queries/s (target >= {TARGET}x, floor {FLOOR}x)")
-        print(f"lost queries: dnsmasq {lost['dnsmasq']:.0f}, provisioner {lost['provisioner']:.0f}"
-              f"; provisioner answers other than NOERROR: {wrong:.0f}")  # fmt: skip
+        print(f"{'median':<7}{qps['dnsmasq']:>13.0f}{qps['provisioner']:>17.0f}"
+              f"{qps['1 proc']:>12.0f}")  # fmt: skip
+        print(f"ratio: provisioner {ratio:.2f}x dnsmasq's queries/s (target >= {TARGET}x, floor "
+              f"{FLOOR}x); 1 process {qps['1 proc'] / qps['dnsmasq']:.2f}x")  # fmt: skip
+        print("lost queries: " + ", ".join(f"{n} {lost[n]:.0f}" for n in names_)
+              + f"; our answers other than NOERROR: {wrong:.0f}")  # fmt: skip
         print(f"date: {stamp()}; {load()} at end")
         ok = ratio >= TARGET and lost["provisioner"] == 0 and wrong == 0
         print(
