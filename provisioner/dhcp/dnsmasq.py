@@ -70,15 +70,17 @@ def render_main(reader: Reader, opts: DnsmasqOptions) -> str:
         f"dhcp-option=option:dns-server,{g.get('Kickstart_PrivateDNSServers', frontend)}",
         f"dhcp-option=option:domain-name,{net.zone}",
         "dhcp-authoritative",
-        # Which boot file: by firmware (client architecture) and whether iPXE already runs.
+        # Which boot file, by firmware (client architecture): BIOS clients, the iPXE of a NIC
+        # ROM included, load pxelinux over TFTP; UEFI firmware loads iPXE over TFTP, and that
+        # iPXE fetches its script from our HTTP server.
         "dhcp-match=set:efi64,option:client-arch,7",
         "dhcp-match=set:efi64,option:client-arch,9",
         "dhcp-userclass=set:ipxe,iPXE",
         "tag-if=set:efi64-fw,tag:efi64,tag:!ipxe",
-        "tag-if=set:bios-fw,tag:!efi64,tag:!ipxe",
-        f"dhcp-boot=tag:bios-fw,{opts.bios_loader},,{opts.tftp_server}",
+        "tag-if=set:efi64-ipxe,tag:efi64,tag:ipxe",
+        f"dhcp-boot=tag:!efi64,{opts.bios_loader},,{opts.tftp_server}",
         f"dhcp-boot=tag:efi64-fw,{opts.uefi_loader},,{opts.tftp_server}",
-        f"dhcp-boot=tag:ipxe,{opts.http_url}/boot/ipxe",
+        f"dhcp-boot=tag:efi64-ipxe,{opts.http_url}/boot/ipxe",
         f"dhcp-script={script}",
         "log-dhcp",
     ]

@@ -52,9 +52,9 @@ def test_dnsmasq_files_written_checked_and_kept_in_line(cluster, config, tmp_pat
     check = subprocess.run(["dnsmasq", "--test", f"--conf-file={opts.conf_dir / 'dnsmasq.conf'}"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     main = (opts.conf_dir / "dnsmasq.conf").read_text()
-    assert "dhcp-boot=tag:bios-fw,pxelinux.0,,10.1.1.1" in main
+    assert "dhcp-boot=tag:!efi64,pxelinux.0,,10.1.1.1" in main
     assert "dhcp-boot=tag:efi64-fw,ipxe.efi,,10.1.1.1" in main
-    assert "dhcp-boot=tag:ipxe,http://10.1.1.1/boot/ipxe" in main
+    assert "dhcp-boot=tag:efi64-ipxe,http://10.1.1.1/boot/ipxe" in main
     assert "dhcp-range=set:pool,10.1.1.2," in main
     # Unchanged: nothing rewritten. A removed host: its file goes.
     with Reader.connect(config.db_url) as reader:
