@@ -5,7 +5,8 @@ dnslib's own `DNSServer`. It keeps a `ZoneView` built from the database and rebu
 database's `generation` changes (checked every `refresh` seconds by a thread with its own
 `Reader`), so a `rocks add host ...` is answered within a second. Names in our zones get
 authoritative answers (NXDOMAIN for unknown names, NODATA with the SOA for missing types);
-anything else is forwarded to the upstreams, or REFUSED when there are none.
+anything else is forwarded to the upstreams for clients on our networks, or REFUSED when there
+are none (or the client is elsewhere: no open resolver).
 
 For speed it also keeps the answers pre-packed: `lookup(packet)` finds the answer to a plain
 query (one question, no other records but an optional bare EDNS OPT) by its question bytes,
@@ -15,6 +16,7 @@ with the query's id, RD bit and question case patched in. Answers computed the s
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import socket
@@ -170,6 +172,19 @@ class ClusterResolver(BaseResolver):
 
     # -- answers --------------------------------------------------------------------------------
 
+    def may_recurse(self, ip: str) -> bool:
+        """Forward only for clients on our served networks or this host: a server bound to
+        every address must not be an open resolver on the public side."""
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if addr.is_loopback:
+            return True
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.view.networks)
+
     def lookup(self, data: bytes) -> bytes | None:
         """The packed answer to a plain query, or None (then parse and call `answer`)."""
         found = question_key(data)
@@ -252,7 +267,8 @@ class ClusterResolver(BaseResolver):
         reply = self.answer(request)
         if reply is not None:
             return reply
-        if not self.upstreams:
+        client = getattr(handler, "client_address", ("127.0.0.1", 0))[0]
+        if not self.upstreams or not self.may_recurse(client):
             return self.reply_to(request, rcode=RCODE.REFUSED, aa=False)
         tcp = getattr(handler, "protocol", "udp") == "tcp"
         data = self.forward(request.pack(), tcp=tcp)

@@ -252,7 +252,7 @@ class DnsServer:
             view = resolver.view
             reply = resolver.answer(request, view)
             if reply is None:
-                if getattr(resolver, "upstreams", None):
+                if getattr(resolver, "upstreams", None) and resolver.may_recurse(client[0]):
                     return _FORWARD
                 reply = resolver.reply_to(request, RCODE.REFUSED, aa=False)
             else:

@@ -47,6 +47,7 @@ class ZoneView:
     records: dict[str, dict[int, list[RR]]] = field(default_factory=dict)
     nonterminals: set[str] = field(default_factory=set)
     glue: dict[str, list[RR]] = field(default_factory=dict)
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def zone_of(self, name: str) -> Zone | None:
@@ -122,6 +123,7 @@ def build_view(reader: Reader, ttl: int = 60) -> ZoneView:
             view.skipped.append(f"network {net_name}: bad DNS zone '{dnszone}'")
             continue
         net_zone[net_id], nets[net_id] = zone, net
+        view.networks.append(net)
         for rz in reverse_zones(net):
             reverse_of.setdefault(rz, zone)
 

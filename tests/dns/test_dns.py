@@ -460,3 +460,20 @@ def test_packed_answers_match_dnslib(cluster, config):
         assert fast is not None and fast[:2] == b"\xbe\xef"
         slow = resolver.answer(DNSRecord.parse(query))
         assert digest(DNSRecord.parse(fast)) == digest(slow), DNSRecord.parse(query).q
+
+
+def test_recursion_only_for_our_networks(cluster, config, dns, upstream, monkeypatch):
+    resolver = ClusterResolver(config.db_url, [("127.0.0.2", 53)])
+    assert resolver.may_recurse("10.1.2.3")  # private network
+    assert resolver.may_recurse("127.0.0.1") and resolver.may_recurse("::1")
+    assert not resolver.may_recurse("137.110.119.5")  # public side: servedns is off there
+    assert not resolver.may_recurse("192.0.2.1")
+    _, up_port = upstream
+    server = dns(upstreams=[("127.0.0.2", up_port)])
+    assert values(ask(server.port, "www.example.com")) == ["192.0.2.80"]
+    # The same query from a client outside our networks (loopback stands in for it here).
+    monkeypatch.setattr(server.resolver, "may_recurse", lambda ip: False)
+    for tcp in (False, True):
+        reply = ask(server.port, "www.example.com", tcp=tcp)
+        assert reply.header.rcode == RCODE.REFUSED
+    assert values(ask(server.port, "compute-0-0.local")) == ["10.1.255.254"]  # still ours
