@@ -57,7 +57,10 @@ def run_clients(args: argparse.Namespace, port: int, work: Path, digest: str) ->
         out.unlink(missing_ok=True)
     start = time.perf_counter()
     procs = [
-        subprocess.Popen(client_argv(args.client, port, "big.bin", out, args.blksize))
+        subprocess.Popen(
+            client_argv(args.client, port, "big.bin", out, args.blksize),
+            stdout=subprocess.DEVNULL,
+        )
         for out in outs
     ]
     bad = 0
