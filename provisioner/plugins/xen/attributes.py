@@ -13,6 +13,7 @@ DEFAULT_URI = "xen:///system"
 DEFAULT_BRIDGE = "xenbr.{device}"
 DEFAULT_DISK_DIR = "/state/partition1/xen/disks"
 DEFAULT_DRIVER = "libvirt"
+DEFAULT_NIC_MODEL = "e1000"
 
 ATTRIBUTES: tuple[AttrSpec, ...] = (
     AttrSpec(
@@ -33,6 +34,11 @@ ATTRIBUTES: tuple[AttrSpec, ...] = (
         "Bridge on the container a VM interface plugs into. `{device}` is the container's "
         "interface on the VM interface's network (eth0 when it has none); a VM interface on "
         "VLAN N gets `.N` appended unless the value contains `{vlan}` (Rocks: xenbr.eth0.N).",
+    ),
+    AttrSpec(
+        "vm_nic_model",
+        DEFAULT_NIC_MODEL,
+        "NIC model of the VMs on a container (libvirt `<model type=...>`: e1000, virtio...).",
     ),
     AttrSpec(
         "vm_disk_dir",

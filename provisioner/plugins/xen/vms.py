@@ -106,6 +106,10 @@ class Container:
         return xattrs.DEFAULT_DISK_DIR
 
     @property
+    def nic_model(self) -> str:
+        return self.attrs.get("vm_nic_model") or xattrs.DEFAULT_NIC_MODEL
+
+    @property
     def default_virt_type(self) -> str:
         # Para-virtual guests need Xen; everything else boots full virtual machines by PXE.
         scheme = self.uri.partition(":")[0].split("+", 1)[0].lower()
@@ -327,7 +331,7 @@ def vm_config(
         disks = disks_of(reader, [vm.id])[vm.id]
     if nics is None:
         nics = nics_of(reader, [vm.host.id])[vm.host.id]
-    model = "e1000"
+    model = place.nic_model
     disk_specs = []
     for d in disks:
         path = d.path
