@@ -141,15 +141,22 @@ def to_netascii(data: bytes) -> bytes:
 
 
 class BytesSource:
-    """A file held in memory (computed content, netascii conversions)."""
+    """A file held in memory (computed content, netascii conversions). It shares
+    FileSource's buffer attributes (`_buf`, `_off`, `_eof`), which the transfer loop reads
+    directly: the whole content is one buffer that never needs refilling."""
 
-    __slots__ = ("data", "size")
+    __slots__ = ("data", "size", "_buf", "_off", "_eof")
 
     def __init__(self, data: bytes) -> None:
-        self.data = data
+        self.data = self._buf = data
         self.size = len(data)
+        self._off = 0
+        self._eof = True
 
     def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
+
+    def fill(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
     def close(self) -> None:
@@ -173,12 +180,16 @@ class FileSource:
         rel = offset - self._off
         buf = self._buf
         if rel < 0 or (rel + length > len(buf) and not self._eof):
-            want = max(length, _READ_CHUNK // length * length)
-            buf = self._buf = os.pread(self.fd, want, offset)
-            self._off = offset
-            self._eof = len(buf) < want
-            rel = 0
+            return self.fill(offset, length)[:length]
         return buf[rel : rel + length]
+
+    def fill(self, offset: int, length: int) -> bytes:
+        """Read ahead from `offset`; the new buffer starts there."""
+        want = max(length, _READ_CHUNK // length * length)
+        buf = self._buf = os.pread(self.fd, want, offset)
+        self._off = offset
+        self._eof = len(buf) < want
+        return buf
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -327,6 +338,30 @@ class Transfer:
     def on_ack(self, block: int, now: float) -> bool:
         """Advance on a new ACK; True when the last block is acknowledged. Duplicate and
         out-of-window ACKs are ignored: the timeout, not a duplicate, triggers a resend."""
+        acked = self.acked + 1
+        if self.window == 1 and block == acked & 0xFFFF and self.sent == acked > 0:
+            # Lock-step and in order, nearly every packet of a transfer: the general code
+            # below, inlined (this is where the server spends its time).
+            self.acked = acked
+            self.retries = 0
+            last = self.last
+            if last is not None:
+                return acked >= last
+            bs = self.blksize
+            src = self.source
+            off = acked * bs
+            rel = off - src._off
+            buf = src._buf
+            if rel < 0 or (rel + bs > len(buf) and not src._eof):
+                buf, rel = src.fill(off, bs), 0
+            data = buf[rel : rel + bs]
+            k = acked + 1
+            self.sock.send(_HEADER.pack(DATA, k & 0xFFFF) + data)
+            if len(data) < bs:
+                self.last = k
+            self.sent = k
+            self.deadline = now + self.timeout
+            return False
         diff = (block - (self.acked & 0xFFFF)) & 0xFFFF
         if diff == 0 or diff > self.sent - self.acked:
             return False
