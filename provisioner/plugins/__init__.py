@@ -75,6 +75,10 @@ class Hooks:
     def from_config(cls, config: Config, extra: Sequence[tuple[str, object]] = ()) -> Hooks:
         return cls(get_plugin_manager(config.disabled_plugins, extra))
 
+    def has_impls(self, hook: str) -> bool:
+        """Whether any roll implements `hook` (so callers can skip preparing its arguments)."""
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
+
     def roll_names(self) -> list[str]:
         # A blocked roll stays in pluggy's list with None as its plugin.
         return [name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None]

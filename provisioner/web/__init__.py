@@ -34,6 +34,8 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
     app.register_blueprint(boot.bp)
     app.register_blueprint(discovery.bp)
     app.register_blueprint(api.bp)
+    # Kickstarts are answered before Flask: a storm of them must not pay for its machinery.
+    app.wsgi_app = install.KickstartFastPath(app.wsgi_app, state)  # type: ignore[method-assign]
     for blueprint in state.hooks.register_blueprints():
         app.register_blueprint(blueprint)
     app.teardown_appcontext(state.teardown)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
 
 from provisioner.db.reader import Reader
+from provisioner.errors import ProvisionerError
 from provisioner.services.hostargs import HOST_SELECT, HostRow, is_mac, normalize_mac
 from provisioner.web.files import send_under
 from provisioner.web.state import client_ip, state
 
 bp = Blueprint("install", __name__)
+log = logging.getLogger("provisioner.web")
 
 EVENTS = frozenset({"pre", "post", "done", "failed", "started", "rebooting"})
 
@@ -31,6 +34,8 @@ def text(body: str, status: int = 200) -> Response:
 
 
 def normalize_ip(ip: str) -> str:
+    if ip.count(".") == 3 and ":" not in ip:
+        return ip  # the common case, without parsing
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -61,18 +66,6 @@ def hosts_by_macs(reader: Reader, macs: list[str]) -> list[HostRow]:
     return [HostRow(*r) for r in rows]
 
 
-def sent_macs() -> list[str]:
-    """MACs from anaconda's `X-RHN-Provisioning-MAC-N: <dev> <mac> [...]` headers."""
-    macs = []
-    for name, value in request.headers.items():
-        if name.lower().startswith("x-rhn-provisioning-mac-"):
-            for word in value.split():
-                if is_mac(word):
-                    macs.append(normalize_mac(word))
-                    break
-    return macs
-
-
 def _private_ip(reader: Reader, host_id: int) -> str | None:
     return reader.scalar(
         "SELECT i.ip FROM interfaces i JOIN subnets s ON s.id = i.subnet_id "
@@ -91,55 +84,132 @@ def _in_private_network(reader: Reader, ip: str) -> bool:
         return False
 
 
-def identify(reader: Reader) -> HostRow:
-    """The host this request is for, or abort with 403/404 and a one-line reason."""
-    ip = normalize_ip(client_ip(request.environ))
-    macs = sent_macs()
-    named = request.args.get("client")
+class Refused(Exception):
+    """A kickstart request that gets a one-line refusal instead of a kickstart."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def macs_of(environ: dict[str, Any]) -> list[str]:
+    """MACs from anaconda's `X-RHN-Provisioning-MAC-N: <dev> <mac> [...]` headers."""
+    macs = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_X_RHN_PROVISIONING_MAC_"):
+            for word in str(value).split():
+                if is_mac(word):
+                    macs.append(normalize_mac(word))
+                    break
+    return macs
+
+
+def identify(reader: Reader, ip: str, macs: list[str], named: str | None) -> HostRow:
+    """The host a kickstart request is for; Refused (403/404) with a one-line reason."""
     owner = host_by_ip(reader, ip)
     if owner is not None:
         if named and named.lower() != owner.name:
-            abort(text(f"{ip} belongs to {owner.name}: it cannot ask for another host", 403))
+            raise Refused(403, f"{ip} belongs to {owner.name}: it cannot ask for another host")
         for other in hosts_by_macs(reader, macs):
             if other.id != owner.id:
-                abort(text(f"{ip} belongs to {owner.name}, not to the host of the MACs sent", 403))
+                raise Refused(
+                    403, f"{ip} belongs to {owner.name}, not to the host of the MACs sent"
+                )
         return owner
     if named:
-        abort(text(f"no host has address {ip}: a kickstart is only served to its own host", 403))
+        raise Refused(403, f"no host has address {ip}: a kickstart is only served to its own host")
     candidates = hosts_by_macs(reader, macs)
     if not candidates:
         reason = f"no host has address {ip}" + (f" or MAC {', '.join(macs)}" if macs else "")
-        abort(text(reason, 404))
+        raise Refused(404, reason)
     if len(candidates) > 1:
-        abort(text(f"the MACs sent belong to {len(candidates)} hosts", 403))
+        raise Refused(403, f"the MACs sent belong to {len(candidates)} hosts")
     host = candidates[0]
     own = _private_ip(reader, host.id)
     if own is not None or not _in_private_network(reader, ip):
         # Its kickstart would go to whoever claims its MAC: only from its own address.
-        abort(text(f"{host.name} must ask from its own address {own or '(private network)'}", 403))
+        raise Refused(
+            403, f"{host.name} must ask from its own address {own or '(private network)'}"
+        )
     return host
 
 
-@bp.get("/install/sbin/kickstart.cgi")
-@bp.get("/install/sbin/public/kickstart.cgi")
-def kickstart() -> Response:
-    st = state()
+KICKSTART_PATHS = frozenset({"/install/sbin/kickstart.cgi", "/install/sbin/public/kickstart.cgi"})
+
+
+def serve_kickstart(st: Any, environ: dict[str, Any]) -> tuple[int, str]:
+    """(status, body) of a kickstart request: the whole logic, without Flask.
+
+    provisionerd answers kickstart storms; Flask's request machinery costs more than finding
+    the host and rendering its (cached) kickstart, so `KickstartFastPath` calls this directly.
+    """
+    from urllib.parse import parse_qs
+
+    args = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    ip = normalize_ip(client_ip(environ))
     reader = st.reader()
-    host = identify(reader)
+    try:
+        host = identify(reader, ip, macs_of(environ), args.get("client"))
+    except Refused as refused:
+        return refused.status, refused.message + "\n"
     body = st.kickstart(reader, host)
-    _report_hardware(st, host)
-    st.events.record(host.id, "kickstart", {"ip": normalize_ip(client_ip(request.environ))})
-    return Response(body, 200, mimetype="text/plain")
+    _report_hardware(st, host, args)
+    st.events.record(host.id, "kickstart", {"ip": ip})
+    return 200, body
 
 
-def _report_hardware(st: Any, host: HostRow) -> None:
+class KickstartFastPath:
+    """WSGI middleware answering GET kickstart.cgi before Flask; everything else goes on."""
+
+    def __init__(self, app: Any, st: Any) -> None:
+        self.app = app
+        self.state = st
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") not in KICKSTART_PATHS or environ.get("REQUEST_METHOD") not in (
+            "GET",
+            "HEAD",
+        ):
+            return self.app(environ, start_response)
+        try:
+            status, body = serve_kickstart(self.state, environ)
+        except ProvisionerError as exc:
+            status, body = exc.http_status if exc.http_status != 400 else 500, f"{exc}\n"
+        except Exception as exc:  # noqa: BLE001 - one line to the node, the rest to the log
+            from provisioner.cli.main import translate_db_error
+
+            translated = translate_db_error(exc)
+            if translated is None:
+                log.exception("kickstart for %s failed", environ.get("REMOTE_ADDR"))
+                status, body = 500, "internal error\n"
+            else:
+                status, body = translated.http_status, f"{translated}\n"
+        data = body.encode()
+        start_response(
+            f"{status} {REASONS.get(status, 'Error')}",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
+        )
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+
+REASONS = {
+    200: "OK",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _report_hardware(st: Any, host: HostRow, args: dict[str, str]) -> None:
     # Rocks' kickstart.cgi recorded the CPU count and architecture the installer reported;
     # only a change costs a write.
     changes: dict[str, Any] = {}
-    np = request.args.get("np", "")
+    np = args.get("np", "")
     if np.isdigit() and 0 < int(np) < 100_000 and int(np) != host.cpus:
         changes["cpus"] = int(np)
-    arch = request.args.get("arch", "")
+    arch = args.get("arch", "")
     if arch and arch != host.arch and arch.replace("_", "").isalnum() and len(arch) < 32:
         changes["arch"] = arch
     if changes:
