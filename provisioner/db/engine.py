@@ -9,6 +9,9 @@ the `generation` counter in `meta`, which is how readers with caches learn they 
 
 from __future__ import annotations
 
+import os
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from provisioner.db.models import Meta
 
 GENERATION_KEY = "generation"
+_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 _BUMP = (
     update(Meta.__table__)
     .where(Meta.__table__.c.key == GENERATION_KEY)
@@ -45,6 +49,7 @@ def _sqlite_engine(url: str, timeout: int, **kwargs: Any) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": timeout}, **kwargs)
+    _TIMEOUTS[engine] = timeout
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -66,13 +71,65 @@ def _sqlite_engine(url: str, timeout: int, **kwargs: Any) -> Engine:
 
 
 class TrackedSession(Session):
-    """A session that bumps the `generation` counter when it commits a change."""
+    """A session that bumps the `generation` counter when it commits a change, and that may
+    hold this database's writer lock until it is closed (see `WriterLock`)."""
+
+    writer_lock: WriterLock | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.writer_lock is not None:
+                self.writer_lock.release()
+                self.writer_lock = None
+
+
+class WriterLock:
+    """Writers of one SQLite file take turns on an flock before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler polls with sleeps growing to 100 ms, so a burst of concurrent
+    writers (a discovery storm, fifty `rocks` commands) mostly sleeps; a kernel lock hands the
+    database over the moment the holder is done. Waiting gives up after `timeout` seconds.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        import fcntl
+
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self._fd)
+                    from provisioner.errors import DatabaseError
+
+                    raise DatabaseError(
+                        "the database is busy (another writer holds it); try again"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = -1
 
 
 def new_session(engine: Engine, write: bool = True) -> Session:
     """A session whose transaction takes the write lock up front when `write` (SQLite)."""
     bind = engine.execution_options(sqlite_begin="IMMEDIATE") if write else engine
-    return TrackedSession(bind=bind, expire_on_commit=False, autoflush=True)
+    session = TrackedSession(bind=bind, expire_on_commit=False, autoflush=True)
+    if write and engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            timeout = _TIMEOUTS.get(engine, 60)
+            session.writer_lock = WriterLock(database + "-writelock", timeout)
+    return session
 
 
 @contextmanager

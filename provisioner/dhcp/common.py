@@ -40,15 +40,21 @@ def private_network(reader: Reader) -> Network:
     return Network(*row)
 
 
-def leases(reader: Reader) -> list[Lease]:
-    """Every interface with a MAC on a network, physical (no VLAN), in host order."""
+def leases(reader: Reader, macs: set[str] | None = None) -> list[Lease]:
+    """Every interface with a MAC on a network, physical (no VLAN), in host order; or only
+    those with `macs` (lower-case)."""
+    where, params = "", {}
+    if macs is not None:
+        clause, params = reader.in_clause("m", sorted(macs))
+        where = f"AND lower(i.mac) IN {clause} "
     rows = reader.all(
         "SELECT h.name, m.appliance_id, i.device, i.mac, i.ip, s.name, s.dnszone "
         "FROM interfaces i JOIN hosts h ON h.id = i.host_id "
         "JOIN memberships m ON m.id = h.membership_id "
         "LEFT JOIN subnets s ON s.id = i.subnet_id "
-        "WHERE i.mac IS NOT NULL AND (i.vlan IS NULL OR i.vlan = 0) "
-        "ORDER BY h.rack, h.rank, h.name, i.device"
+        f"WHERE i.mac IS NOT NULL AND (i.vlan IS NULL OR i.vlan = 0) {where}"
+        "ORDER BY h.rack, h.rank, h.name, i.device",
+        **params,
     )
     return [Lease(*r) for r in rows]
 

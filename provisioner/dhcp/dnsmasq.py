@@ -40,10 +40,11 @@ def host_file_name(mac: str) -> str:
     return mac.lower().replace(":", "-")
 
 
-def host_lines(reader: Reader) -> dict[str, str]:
-    """File name -> contents of each host file (`mac,ip,name,lease-time`)."""
+def host_lines(reader: Reader, macs: set[str] | None = None) -> dict[str, str]:
+    """File name -> contents of each host file (`mac,ip,name,lease-time`), of every host or
+    of those with `macs`."""
     out: dict[str, str] = {}
-    for lease in leases(reader):
+    for lease in leases(reader, macs):
         if lease.subnet != "private" or not lease.ip:
             continue
         out[host_file_name(lease.mac)] = f"{lease.mac},{lease.ip},{lease.host},infinite\n"
@@ -126,7 +127,7 @@ def write_host_files(
 ) -> tuple[int, int]:
     """Bring the host files in line with the database; `only` limits it to some MACs (a newly
     discovered host) and then removes nothing. Returns (written, removed)."""
-    wanted = host_lines(reader)
+    wanted = host_lines(reader, {m.lower() for m in only} if only is not None else None)
     hosts_dir = conf_dir / HOSTS_DIR
     hosts_dir.mkdir(parents=True, exist_ok=True)
     written = removed = 0
