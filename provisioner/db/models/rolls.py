@@ -1,7 +1,9 @@
 """Rolls known to this server, and the rolls assigned to a host for a lights-out install.
 
-A host's rolls are names and versions, not references: a virtual frontend may be given a roll
-version that this server serves from elsewhere or not at all.
+A roll's files live in the install tree under `rolls/<name>/<version>/<arch>/`; `source` says
+where `rocks add roll` took it from (an ISO, a directory or a URL). A host's rolls are names
+and versions, not references: a virtual frontend may be given a roll version that this server
+serves from elsewhere or not at all.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Roll(Base):
     arch: Mapped[str] = mapped_column(String(32))
     os: Mapped[str] = mapped_column(String(32), default="linux")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class HostRoll(Base):

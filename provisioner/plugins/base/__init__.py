@@ -112,9 +112,19 @@ COMMANDS: dict[str, str] = {
     "disable discovery": "discovery:DisableDiscovery",
     "list discovery": "discovery:ListDiscovery",
     "list host event": "discovery:ListHostEvent",
-    # rolls (loaded plugin rolls and roll media)
+    # rolls (roll media, plugin rolls) and distributions (provisioner.rolls, services.rolls)
+    "add roll": "roll:AddRoll",
     "list roll": "roll:ListRoll",
     "list roll command": "roll:ListRollCommand",
+    "enable roll": "roll:EnableRoll",
+    "disable roll": "roll:DisableRoll",
+    "remove roll": "roll:RemoveRoll",
+    "create distro": "roll:CreateDistro",
+    "report distro": "roll:ReportDistro",
+    "set host roll": "hostroll:SetHostRoll",
+    "list host roll": "hostroll:ListHostRoll",
+    "report host roll": "hostroll:ReportHostRoll",
+    "remove host roll": "hostroll:RemoveHostRoll",
     # database and batch
     "init frontend": "init:InitFrontend",
     "batch": "batch:Batch",
