@@ -1,7 +1,9 @@
 """The search path of node and graph files, with parse caches invalidated on file change.
 
 Directories are searched in order: the site's `site-profiles` first, then every roll's
-directory (`node_directories` hook). Each holds `nodes/*.xml` and `graphs/<graph>/*.xml`.
+directory (`node_directories` hook), then the enabled roll media of the install tree (the
+renderer learns those from the database: `set_directories`). Each holds `nodes/*.xml` and
+`graphs/<graph>/*.xml`.
 
 For node X: the first `replace-X.xml` found replaces X.xml and every extension; otherwise the
 first `X.xml` found is the node (so a site's own `nodes/X.xml` also wins over a roll's) and
@@ -84,6 +86,13 @@ class NodeCatalog:
     @property
     def version(self) -> int:
         return self.refresh().version
+
+    def set_directories(self, directories: Sequence[tuple[Path, str]]) -> None:
+        """Search these directories from now on (enabled rolls changed); the next lookup sees
+        them, and a changed file set gives a new `version`."""
+        with self._lock:
+            self.directories = [(Path(d), roll) for d, roll in directories]
+            self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> _Index:
         index = self._index

@@ -8,10 +8,13 @@ does only what depends on the host:
 - the traversal and its order are cached per (files version, graph, root node, values of the
   attributes edge conditions read);
 - the compiled template is cached per (that, values of the attributes tag conditions read);
-- global, OS and appliance attributes (and appliances, memberships) are cached per database
-  `generation`, which every committed change bumps;
+- global, OS and appliance attributes (and appliances, memberships, enabled rolls) are cached
+  per database `generation`, which every committed change bumps; enabled roll media join the
+  file search path when that list changes (`rocks enable roll` is seen on the next request);
 - per request: one query for the host's own attributes, private address, boot flags and the
-  generation, one for its partitions, a dict merge and a `str.join`.
+  generation, one for its partitions, a dict merge and a `str.join`. A frontend's kickstart
+  also carries its site.attrs and rolls.xml (lights-out installs): a few more queries, for
+  frontends only.
 
 One renderer serves one database; it is thread-safe (caches are replaced under a lock, and
 compiled templates are immutable).
@@ -55,6 +58,7 @@ SYNTAX_ATTR = "Kickstart_SyntaxVersion"
 DEFAULT_SYNTAX = "RHEL9"
 RELEASE = "provisioner"
 DEFAULT_DISTRIBUTION = "rocks-dist"
+FRONTEND = "frontend"
 PARTITION_COLUMNS = (
     "device",
     "mountpoint",
@@ -114,6 +118,25 @@ class _Levels:
             r[0]: r[1] or DEFAULT_DISTRIBUTION
             for r in reader.all("SELECT id, distribution FROM memberships")
         }
+        self.rolls = enabled_roll_keys(reader)
+
+
+@dataclass(frozen=True)
+class _RollKey:
+    name: str
+    version: str
+    arch: str
+
+
+def enabled_roll_keys(reader: Reader) -> tuple[_RollKey, ...]:
+    """The enabled roll media (name, version, arch), whose nodes/ and graphs/ are searched."""
+    return tuple(
+        _RollKey(*r)
+        for r in reader.all(
+            "SELECT name, version, arch FROM rolls WHERE enabled = :t ORDER BY name, version, arch",
+            t=True,
+        )
+    )
 
 
 class _LRU:
@@ -144,6 +167,8 @@ class KickstartRenderer:
     ) -> None:
         self.config = config
         dirs = directories if directories is not None else default_directories(config, hooks)
+        self._fixed_dirs = list(dirs)
+        self._roll_keys: tuple[_RollKey, ...] | None = None
         self.catalog = NodeCatalog(dirs, check_interval=check_interval)
         self._lock = threading.RLock()
         self._levels: _Levels | None = None
@@ -167,10 +192,12 @@ class KickstartRenderer:
 
     def render_values(self, values: Mapping[str, str], graph: str, root: str) -> str:
         """A kickstart from attribute values alone (frontend builds: `rocks list node xml`)."""
+        self._rolls_without_reader()
         plan = self.plan(graph, root, values)
         return self.template(plan, values).render(values)
 
     def render_values_xml(self, values: Mapping[str, str], graph: str, root: str) -> str:
+        self._rolls_without_reader()
         plan = self.plan(graph, root, values)
         name = values.get("hostname", "")
         return expanded_xml(plan.entries, values, self._info(graph, root), name)
@@ -194,6 +221,7 @@ class KickstartRenderer:
             else:
                 generation = int(value or 0)
         levels = self._levels_at(reader, generation)
+        self.use_rolls(levels.rolls)
         graph, root = levels.appliances.get(host.appliance_id, ("default", ""))
         if not root:
             raise NotFound(
@@ -216,6 +244,12 @@ class KickstartRenderer:
         if addrs:
             values.setdefault("hostaddr", min(addrs)[1])
         self._extras(values, graph, root, levels.distribution.get(host.membership_id))
+        if host.appliance == FRONTEND:
+            # A frontend installs lights-out from its site.attrs and rolls.xml (lights-out.xml).
+            from provisioner.services.rolls import lights_out_values
+
+            for key, value in lights_out_values(self.config, reader, host).items():
+                values.setdefault(key, value)
         values[BOOTFLAGS] = flags if flags is not None else default_flags
         rows = [
             dict(zip(PARTITION_COLUMNS, (str(c or "") for c in r), strict=True))
@@ -273,7 +307,38 @@ class KickstartRenderer:
                 self._levels = levels
             return levels
 
+    def use_rolls(self, rolls: tuple[_RollKey, ...]) -> None:
+        """Search the node files of these enabled roll media (after the site's and the plugin
+        rolls'); a change gives the catalog a new version, so cached plans are not reused."""
+        if rolls == self._roll_keys:
+            return
+        from provisioner.rolls.media import node_directories
+
+        with self._lock:
+            if rolls != self._roll_keys:
+                media = node_directories(self.config.install_dir, rolls)
+                self.catalog.set_directories([*self._fixed_dirs, *media])
+                self._roll_keys = rolls
+
+    def _rolls_without_reader(self) -> None:
+        # Callers without a reader (`rocks list node xml`, the whole graph): read the enabled
+        # rolls once, if there is a database; an installing frontend may have none yet.
+        if self._roll_keys is not None:
+            return
+        from provisioner.db.reader import Reader
+        from provisioner.errors import DatabaseError
+
+        try:
+            with Reader.connect(self.config.db_url, timeout=5) as reader:
+                rolls = enabled_roll_keys(reader)
+        except (DatabaseError, OSError):
+            rolls = ()
+        except Exception:  # noqa: BLE001 - a driver's own errors: no database, no rolls
+            rolls = ()
+        self.use_rolls(rolls)
+
     def graph(self, name: str) -> Graph:
+        self._rolls_without_reader()
         version = self.catalog.version
         key = (version, name)
         found = self._graphs.get(key)
