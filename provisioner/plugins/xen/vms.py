@@ -291,19 +291,28 @@ def substitute(text: str, attrs: Mapping[str, str], what: str) -> str:
 
 
 def _direct_boot(reader: Reader, vm: VmRow) -> VmBoot | None:
-    """Para-virtual VMs installing boot their install action's kernel directly (Rocks'
-    rocks-pygrub did the same); otherwise they boot their disk through pygrub."""
-    if vm.virt_type != "para" or vm.host.boot_action not in ("install", None):
+    """A VM installing boots its install action's kernel directly when it is para-virtual
+    (Rocks' rocks-pygrub did the same; otherwise it boots its disk through pygrub), or when
+    the action's kernel is a file on the container (`file://`, seed 002's `install vm
+    frontend i386`) whatever the VM type; other full VMs boot from the network.
+
+    `&Attr;` in the action is the value for the VM's appliance and OS, without the VM's own
+    host attributes: those describe the VM (for a lights-out frontend, its site.attrs: its
+    own public name), while a boot action names this server's (where to fetch the kickstart).
+    """
+    if vm.host.boot_action not in ("install", None) or not vm.host.installaction:
         return None
-    if not vm.host.installaction:
-        return None
-    from provisioner.services.attrs import host_attr_values
+    from provisioner.services.attrs import appliance_attrs, global_attrs, os_attrs, resolve
     from provisioner.services.boot import find_action
 
     action = find_action(reader, vm.host.installaction, vm.host.id)
     if action is None or not action.kernel:
         return None
-    attrs = host_attr_values(reader, vm.host)
+    if vm.virt_type != "para" and not action.kernel.strip().startswith("file://"):
+        return None
+    o = {attr: value for _, attr, value in os_attrs(reader, vm.host.os)}
+    a = {attr: value for _, attr, value in appliance_attrs(reader, vm.host.appliance_id)}
+    attrs = {k: v.value for k, v in resolve(vm.host, global_attrs(reader), o, a, {}).items()}
     what = f"boot action '{action.action}' of {vm.host.name}"
 
     def path(value: str | None) -> str:
