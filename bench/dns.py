@@ -150,7 +150,7 @@ def main() -> int:
         alt = f"{2 if args.workers == 1 else 1} proc"
         names_ = ["dnsmasq", "provisioner", alt]
         print(f"{'round':<7}{'dnsmasq q/s':>13}{'provisioner q/s':>17}{alt + ' q/s':>12}"
-              f"{'lost d/p/1':>12}{'our cpu s':>11}")  # fmt: skip
+              f"{'lost d/p/alt':>12}{'our cpu s':>11}")  # fmt: skip
         results: dict[str, list[dict]] = {n: [] for n in names_}
         for r in range(args.rounds):
             k = r % len(names_)
