@@ -6,8 +6,10 @@ callable (boot configs computed from the database per request, never written to 
 first, then a regular file under the root; any path that would leave the root (`..`, symlink
 escape found by `realpath`, control characters) is refused with a TFTP error and no data.
 `TftpService` is the network loop: one UDP socket for requests, one connected socket per
-transfer (its own TID, as RFC 1350 asks), all driven by one epoll loop in one thread, with
-retransmission on timeout and no retransmission on duplicate ACKs (no Sorcerer's Apprentice).
+transfer (its own TID, as RFC 1350 asks), driven by one epoll loop (`TransferLoop`), with
+retransmission on timeout and none on duplicate ACKs (no Sorcerer's Apprentice). With
+`workers` > 1, helper processes (`tftp_worker`) run loops of their own for part of the
+transfers; requests, paths and `dynamic` always stay in the service's process.
 
 Why not tftpy, as the design first said: tftpy's server handles each packet through several
 layers of objects, logging calls and a select() over every socket, and in bench/tftp.py
