@@ -1,12 +1,14 @@
-"""`make run`: a demo cluster on the embedded SQLite database, then the main job.
+"""`make run`: a demo cluster on the embedded SQLite database, then provisionerd on loopback.
 
 The first run creates the database under $PROVISIONER_HOME with `rocks init frontend` and the
-commands of examples/demo-cluster.rocks; later runs find it and leave it alone.
+commands of examples/demo-cluster.rocks; later runs find it and leave it alone. provisionerd
+then serves it on unprivileged ports of 127.0.0.1 until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -23,6 +25,19 @@ DEMO_ATTRS = [
     "Info_ClusterName=demo",
 ]
 DEMO_FILE = Path(__file__).resolve().parent.parent / "examples" / "demo-cluster.rocks"
+PORTS = {"HTTP": 8080, "TFTP": 6969, "DNS": 5353}
+
+
+def free(port: int, kind: int) -> int:
+    """`port` if nothing uses it on 127.0.0.1, else the next free one."""
+    for candidate in range(port, port + 100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise SystemExit(f"no free port near {port} on 127.0.0.1")
 
 
 def main() -> int:
@@ -38,9 +53,46 @@ def main() -> int:
             if status:
                 return status
         print(f"$ rocks list host      (PROVISIONER_HOME={config.home})")
-        return app.main(["list", "host"])
+        status = app.main(["list", "host"])
+        if status:
+            return status
     finally:
         app.close()
+    http = free(PORTS["HTTP"], socket.SOCK_STREAM)
+    tftp = free(PORTS["TFTP"], socket.SOCK_DGRAM)
+    dns = free(PORTS["DNS"], socket.SOCK_DGRAM)
+    env = {
+        **os.environ,
+        "PROVISIONER_HTTP_ADDRESS": "127.0.0.1",
+        "PROVISIONER_HTTP_PORT": str(http),
+        "PROVISIONER_HTTP_WORKERS": os.environ.get("PROVISIONER_HTTP_WORKERS", "2"),
+        "PROVISIONER_TFTP_ADDRESS": "127.0.0.1",
+        "PROVISIONER_TFTP_PORT": str(tftp),
+        "PROVISIONER_DNS_ADDRESS": "127.0.0.1",
+        "PROVISIONER_DNS_PORT": str(dns),
+        "PROVISIONER_PUBLIC_URL": f"http://127.0.0.1:{http}",
+    }
+    print(
+        f"""
+provisionerd serves the demo cluster on 127.0.0.1 (Ctrl-C stops it):
+  HTTP  http://127.0.0.1:{http}/   kickstarts, install tree, callbacks, API
+  TFTP  127.0.0.1:{tftp}           boot configs computed from the database
+  DNS   127.0.0.1:{dns}           zone "local" of the private network
+In another shell (export PROVISIONER_HOME={config.home}):
+  curl -s tftp://127.0.0.1:{tftp}/pxelinux.cfg/01-52-54-00-00-00-01   # compute-0-0's boot config
+  curl -s http://127.0.0.1:{http}/api/hosts                              # the hosts, as JSON
+  .venv/bin/python -c "from dnslib import DNSRecord as D; \\
+    print(D.parse(D.question('compute-0-0.local').send('127.0.0.1', {dns})))"    # its address
+  .venv/bin/rocks set host boot compute-0-0 action=os                 # then fetch the config again
+To serve real nodes: run provisionerd with PROVISIONER_HTTP_ADDRESS, _TFTP_ADDRESS and
+_DNS_ADDRESS on the private interface (ports 80, 69, 53), and dnsmasq with the configuration
+`rocks sync config` writes (docs/deployment.md).
+""",
+        flush=True,
+    )
+    daemon = str(Path(sys.executable).parent / "provisionerd")
+    os.execve(daemon, [daemon], env)
+    return 0  # pragma: no cover - execve does not return
 
 
 if __name__ == "__main__":
