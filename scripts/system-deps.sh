@@ -5,12 +5,14 @@
 set -euo pipefail
 
 # libvirt-python builds from source: it needs the headers, pkg-config and a compiler.
-RUN_PKGS="libvirt-dev pkg-config gcc"
+# Rolls: createrepo_c makes the distribution's repository metadata, bsdtar reads roll ISOs.
+RUN_PKGS="libvirt-dev pkg-config gcc createrepo-c libarchive-tools"
 # The suite also starts PostgreSQL, dnsmasq, QEMU PXE clients and libvirtd of its own, and
 # validates kickstarts; benchmarks compare with tftpd-hpa and dnsmasq (dnsperf drives DNS).
 E2E_PKGS="qemu-system-x86 ipxe-qemu ipxe pxelinux syslinux-common dnsmasq-base busybox-static ovmf \
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio"
-TEST_PKGS="$RUN_PKGS postgresql iproute2 $E2E_PKGS"
+# rpm: the roll tests build small RPMs with rpmbuild.
+TEST_PKGS="$RUN_PKGS postgresql iproute2 rpm $E2E_PKGS"
 BENCH_PKGS="$TEST_PKGS tftpd-hpa atftp dnsperf"
 
 case "${1:-run}" in

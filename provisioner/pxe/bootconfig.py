@@ -73,15 +73,25 @@ def base_url(config: Config, reader: Reader) -> str:
     return f"http://{host}{port}"
 
 
+# Rocks' installer options and their names in today's installer (anaconda's `inst.` prefix).
+LEGACY = {
+    "kssendmac": "inst.ks.sendmac",
+    "rescue": "inst.rescue",
+    "vnc": "inst.vnc",
+    "headless": "inst.text",
+}
+
+
 def install_args(args: str | None, ks_url: str, bootflags: str) -> str:
     """Rocks' install arguments for today's installer: a bare `ks` becomes the kickstart URL
-    (both spellings), `kssendmac` gains its modern name; the host's boot flags follow."""
+    (both spellings); `kssendmac`, `rescue`, `vnc`, `headless` gain their modern names; the
+    host's boot flags follow."""
     out: list[str] = []
     for token in (args or "").split():
         if token == "ks":
             out += [f"ks={ks_url}", f"inst.ks={ks_url}"]
-        elif token == "kssendmac":
-            out += ["kssendmac", "inst.ks.sendmac"]
+        elif token in LEGACY:
+            out += [token, LEGACY[token]]
         else:
             out.append(token)
     for flag in bootflags.split():

@@ -35,8 +35,15 @@ from provisioner.services.networks import network_of
 if TYPE_CHECKING:
     from provisioner.plugins import Hooks
 
-# Rocks' database-data.xml never stores these from site.attrs: they describe one host.
-NOT_GLOBAL = frozenset({"hostname", "rack", "rank", "os", "arch", "appliance", "membership"})
+# Rocks' database-data.xml never stores these from site.attrs: they describe one host. A
+# site.attrs made by `rocks report host attr` also carries appliance-level values and this
+# cluster's VM settings; stored globally on a new frontend, its VMs would reuse our MACs.
+NOT_GLOBAL = frozenset(
+    {"hostname", "rack", "rank", "os", "arch", "appliance", "membership"}
+    | {"kickstartable", "managed", "exec_host", "dhcp_filename", "dhcp_nextserver", "xen"}
+    | {"vm_mac_base_addr", "vm_mac_base_addr_mask", "vm_uri", "vm_driver", "vm_bridge"}
+    | {"vm_disk_dir", "vm_nic_model"}
+)
 
 
 @dataclass

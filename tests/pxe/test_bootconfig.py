@@ -70,7 +70,7 @@ def test_other_actions(boot, rocks):
         .endswith("\tkernel memtest\n")
     )
     rocks.ok('set host pxeboot compute-0-0 action="install headless"')
-    assert b"headless vnc" in boot.tftp("pxelinux.cfg/0A01FFFE", ("x", 1))
+    assert b"headless inst.text vnc inst.vnc" in boot.tftp("pxelinux.cfg/0A01FFFE", ("x", 1))
 
 
 def test_unknown_machines_and_default(boot, rocks):

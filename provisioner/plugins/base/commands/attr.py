@@ -263,5 +263,9 @@ class ReportHostAttr(Command):
                 ctx.write(prefix + values[params["attr"]])
             elif params["pydict"]:
                 ctx.write(prefix + repr(dict(sorted(values.items()))))
-            else:
+            elif prefix:
                 ctx.write("".join(f"{prefix}{k}:{values[k]}\n" for k in sorted(values)))
+            else:
+                from provisioner.services.rolls import site_attrs
+
+                ctx.write(site_attrs(values))
