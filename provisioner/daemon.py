@@ -248,7 +248,7 @@ def _wait_for_term(stop: Any) -> None:
 def run_tftp(config: Config) -> int:
     from provisioner.db.reader import Reader
     from provisioner.pxe.bootconfig import BootConfigs
-    from provisioner.pxe.tftp import TftpService
+    from provisioner.pxe.tftp import TftpService, default_workers
 
     local = threading.local()
 
@@ -266,7 +266,7 @@ def run_tftp(config: Config) -> int:
         config.tftp_address,
         config.tftp_port,
         dynamic=boot.tftp,
-        workers=max(1, min(4, os.cpu_count() or 1)),
+        workers=default_workers(),
     )
     log.info("tftp on %s:%d serving %s", config.tftp_address, service.port, config.tftp_dir)
     service.start_thread()

@@ -18,6 +18,11 @@ SUBNET_COLUMNS = "id, name, subnet, netmask, mtu, dnszone, servedns"
 
 def network_of(subnet: str, netmask: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
+        if ":" in netmask:
+            # IPv6 masks are stored like IPv4 ones (ffff:ffff:ffff:ffff::); ipaddress wants a
+            # prefix length for them.
+            bits = bin(int(ipaddress.IPv6Address(netmask))).count("1")
+            return ipaddress.ip_network(f"{subnet}/{bits}", strict=False)
         return ipaddress.ip_network(f"{subnet}/{netmask}", strict=False)
     except ValueError as exc:
         raise UsageError(f"bad network {subnet}/{netmask}: {exc}") from None

@@ -110,3 +110,19 @@ def test_set_host_interface_fields(rocks):
     rocks.ok("remove host interface compute-0-0 eth2")
     assert json.loads(rocks.ok("list host interface compute-0-0 output-format=json")) == []
     assert rocks("remove host interface compute-0-0 eth2").err == "error: no interface 'eth2'\n"
+
+
+def test_ipv6_network_and_interface(rocks):
+    rocks.ok("add network v6 fd00:1:: ffff:ffff:ffff:ffff:: dnszone=v6 servedns=yes")
+    rocks.ok("add host compute-0-0")
+    rocks.ok("add host interface compute-0-0 eth0 ip=fd00:1::5 subnet=v6")
+    row = json.loads(rocks.ok("list host interface compute-0-0 output-format=json"))[0]
+    assert (row["subnet"], row["ip"], row["netmask"]) == (
+        "v6",
+        "fd00:1::5",
+        "ffff:ffff:ffff:ffff::",
+    )
+    assert (
+        "is not in network 'v6'"
+        in rocks("add host interface compute-0-0 eth1 ip=fd00:2::5 subnet=v6").err
+    )

@@ -41,6 +41,11 @@ def _boot(ctx: Context, args: list[str], install: bool) -> None:
         for h in hosts:
             # Read again: the row now carries the boot action just set.
             cfg = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+            if power.status(ctx.hooks, cfg) in ("active", "paused"):
+                # Starting a running VM is done already; redefining it under itself is not.
+                then = " (it installs at its next boot)" if install else ""
+                ctx.write(f"{cfg.name} is already running on {cfg.container}{then}")
+                continue
             power.define_and_start(ctx.hooks, cfg)
             started.append(cfg)
             if cfg.boot is not None:
