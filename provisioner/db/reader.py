@@ -64,7 +64,9 @@ class Reader:
                 raise DatabaseError(f"PostgreSQL driver missing: {exc}") from None
             try:
                 conn = psycopg.connect(
-                    "postgresql://" + rest, connect_timeout=min(timeout, 30), autocommit=not snapshot
+                    "postgresql://" + rest,
+                    connect_timeout=min(timeout, 30),
+                    autocommit=not snapshot,
                 )
             except psycopg.OperationalError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)

@@ -47,9 +47,15 @@ def test_dnsmasq_files_written_checked_and_kept_in_line(cluster, config, tmp_pat
         result = write_config(reader, opts)
     assert result["written"] == 2 and result["main"]
     hosts = opts.conf_dir / "hosts"
-    assert (hosts / "52-54-00-00-00-01").read_text() == "52:54:00:00:00:01,10.1.255.254,compute-0-0,infinite\n"
+    assert (
+        hosts / "52-54-00-00-00-01"
+    ).read_text() == "52:54:00:00:00:01,10.1.255.254,compute-0-0,infinite\n"
     # dnsmasq itself accepts the configuration.
-    check = subprocess.run(["dnsmasq", "--test", f"--conf-file={opts.conf_dir / 'dnsmasq.conf'}"], capture_output=True, text=True)
+    check = subprocess.run(
+        ["dnsmasq", "--test", f"--conf-file={opts.conf_dir / 'dnsmasq.conf'}"],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
     main = (opts.conf_dir / "dnsmasq.conf").read_text()
     assert "dhcp-boot=tag:!efi64,pxelinux.0,,10.1.1.1" in main
@@ -73,7 +79,10 @@ def test_lease_script_is_valid_bash(cluster, config, tmp_path):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert "/dev/tcp/127.0.0.1/8080" in script.read_text()
     # A "del" event does nothing and succeeds even with no server listening.
-    assert subprocess.run([str(script), "del", "52:54:00:00:00:99", "10.1.1.5"], timeout=10).returncode == 0
+    assert (
+        subprocess.run([str(script), "del", "52:54:00:00:00:99", "10.1.1.5"], timeout=10).returncode
+        == 0
+    )
 
 
 def test_sync_config_command(cluster, config):

@@ -18,7 +18,11 @@ def app(config, rocks, hooks):
 
 
 def lease(app, mac, ip="127.0.0.1"):
-    return app.test_client().post("/discovery/lease", data={"action": "add", "mac": mac, "ip": "10.1.0.9"}, environ_base={"REMOTE_ADDR": ip})
+    return app.test_client().post(
+        "/discovery/lease",
+        data={"action": "add", "mac": mac, "ip": "10.1.0.9"},
+        environ_base={"REMOTE_ADDR": ip},
+    )
 
 
 def test_discovery_names_addresses_and_boot(app, rocks, config):
@@ -37,7 +41,9 @@ def test_discovery_names_addresses_and_boot(app, rocks, config):
     assert "compute-0-1: install" in rocks.ok("list host boot compute-0-1")
     # dnsmasq got each new host's fixed address at once.
     hosts = config.home / "dnsmasq" / "hosts"
-    assert (hosts / "52-54-00-00-aa-02").read_text() == "52:54:00:00:aa:02,10.1.255.253,compute-0-2,infinite\n"
+    assert (
+        hosts / "52-54-00-00-aa-02"
+    ).read_text() == "52:54:00:00:aa:02,10.1.255.253,compute-0-2,infinite\n"
     listing = rocks.ok("list discovery")
     assert listing.startswith("discovery is on: appliance compute, rack 0")
     assert "compute-0-2" in listing and "waiting for kickstart" in listing

@@ -52,7 +52,12 @@ def test_naming_another_host_is_403_without_secrets(app):
     r = get(app, "/install/sbin/kickstart.cgi?client=compute-0-1", "10.1.255.254")
     assert r.status_code == 403 and b"S0" not in r.data and b"S1" not in r.data
     assert r.data.decode().count("\n") == 1
-    r = get(app, "/install/sbin/kickstart.cgi", "10.1.255.254", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:02"})
+    r = get(
+        app,
+        "/install/sbin/kickstart.cgi",
+        "10.1.255.254",
+        {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:02"},
+    )
     assert r.status_code == 403 and b"S1" not in r.data
 
 
@@ -63,18 +68,33 @@ def test_unknown_source_is_404_with_a_reason(app):
 
 
 def test_mac_header_serves_a_host_without_address_from_the_private_network(app):
-    r = get(app, "/install/sbin/kickstart.cgi", "10.1.0.50", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:03 virtio_net ks"})
+    r = get(
+        app,
+        "/install/sbin/kickstart.cgi",
+        "10.1.0.50",
+        {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:03 virtio_net ks"},
+    )
     assert r.status_code == 200 and b"compute-0-2" in r.data and b"S2" in r.data
 
 
 def test_mac_header_cannot_take_a_host_that_has_an_address(app):
     # compute-0-0 has 10.1.255.254: its kickstart goes there only, not to whoever sends its MAC.
-    r = get(app, "/install/sbin/kickstart.cgi", "10.1.0.50", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:01"})
+    r = get(
+        app,
+        "/install/sbin/kickstart.cgi",
+        "10.1.0.50",
+        {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:01"},
+    )
     assert r.status_code == 403 and b"S0" not in r.data
 
 
 def test_mac_header_from_outside_the_private_network_is_refused(app):
-    r = get(app, "/install/sbin/kickstart.cgi", "192.0.2.77", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:03"})
+    r = get(
+        app,
+        "/install/sbin/kickstart.cgi",
+        "192.0.2.77",
+        {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:03"},
+    )
     assert r.status_code == 403 and b"S2" not in r.data
 
 
@@ -93,30 +113,61 @@ def test_kickstart_events_are_recorded(app, rocks):
 
 def test_set_pxeboot_flips_to_os(app, rocks):
     rocks.ok("set host boot compute-0-0 action=install")
-    r = app.test_client().get("/install/sbin/public/setPxeboot.cgi", environ_base={"REMOTE_ADDR": "10.1.255.254"})
+    r = app.test_client().get(
+        "/install/sbin/public/setPxeboot.cgi", environ_base={"REMOTE_ADDR": "10.1.255.254"}
+    )
     assert r.status_code == 200 and r.data == b"compute-0-0: boot action os\n"
     assert "compute-0-0: os" in rocks.ok("list host boot compute-0-0")
-    r = app.test_client().post("/install/sbin/public/setPxeboot.cgi?action=install", environ_base={"REMOTE_ADDR": "10.1.255.254"})
+    r = app.test_client().post(
+        "/install/sbin/public/setPxeboot.cgi?action=install",
+        environ_base={"REMOTE_ADDR": "10.1.255.254"},
+    )
     assert "compute-0-0: install" in rocks.ok("list host boot compute-0-0")
-    assert app.test_client().get("/install/sbin/public/setPxeboot.cgi", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 404
+    assert (
+        app.test_client()
+        .get("/install/sbin/public/setPxeboot.cgi", environ_base={"REMOTE_ADDR": "10.9.9.9"})
+        .status_code
+        == 404
+    )
     assert "done" in rocks.ok("list host event compute-0-0")
 
 
 def test_partition_report(app, rocks):
-    body = {"partitions": [{"device": "sda1", "mountpoint": "/", "partitionsize": "16GB", "fstype": "ext4"}]}
-    r = app.test_client().post("/install/sbin/public/partitions", json=body, environ_base={"REMOTE_ADDR": "10.1.255.253"})
+    body = {
+        "partitions": [
+            {"device": "sda1", "mountpoint": "/", "partitionsize": "16GB", "fstype": "ext4"}
+        ]
+    }
+    r = app.test_client().post(
+        "/install/sbin/public/partitions", json=body, environ_base={"REMOTE_ADDR": "10.1.255.253"}
+    )
     assert r.status_code == 200
     rows = json.loads(rocks.ok("list host partition compute-0-1 output-format=json"))
     assert [(p["device"], p["mountpoint"], p["size"]) for p in rows] == [("sda1", "/", "16GB")]
-    bad = app.test_client().post("/install/sbin/public/partitions", json={"partitions": [{"x": 1}]}, environ_base={"REMOTE_ADDR": "10.1.255.253"})
+    bad = app.test_client().post(
+        "/install/sbin/public/partitions",
+        json={"partitions": [{"x": 1}]},
+        environ_base={"REMOTE_ADDR": "10.1.255.253"},
+    )
     assert bad.status_code == 400
 
 
 def test_install_events(app, rocks):
     c = app.test_client()
-    r = c.post("/install/sbin/public/events", json={"event": "post", "detail": {"step": 3}}, environ_base={"REMOTE_ADDR": "10.1.255.254"})
+    r = c.post(
+        "/install/sbin/public/events",
+        json={"event": "post", "detail": {"step": 3}},
+        environ_base={"REMOTE_ADDR": "10.1.255.254"},
+    )
     assert r.status_code == 204
-    assert c.post("/install/sbin/public/events", json={"event": "rm -rf"}, environ_base={"REMOTE_ADDR": "10.1.255.254"}).status_code == 400
+    assert (
+        c.post(
+            "/install/sbin/public/events",
+            json={"event": "rm -rf"},
+            environ_base={"REMOTE_ADDR": "10.1.255.254"},
+        ).status_code
+        == 400
+    )
     app.extensions["provisioner"].events.flush()
     out = rocks.ok("list host event compute-0-0")
     assert "post" in out and '"step": 3' in out
@@ -131,7 +182,12 @@ def test_install_tree_never_leaves_its_root(app, config, tmp_path):
     (root / "escape").symlink_to(secret)
     c = app.test_client()
     assert c.get("/install/rocks-dist/hello.txt").data == b"hello"
-    for path in ("/install/../secret.txt", "/install/escape", "/install/%2e%2e/secret.txt", "/install/rocks-dist/%00"):
+    for path in (
+        "/install/../secret.txt",
+        "/install/escape",
+        "/install/%2e%2e/secret.txt",
+        "/install/rocks-dist/%00",
+    ):
         r = c.get(path)
         assert r.status_code == 404 and b"classified" not in r.data, path
 
@@ -142,9 +198,20 @@ def test_api_reads_are_open_writes_need_the_token(app, config, rocks):
     assert [h["name"] for h in hosts] == ["frontend", "compute-0-0", "compute-0-1", "compute-0-2"]
     assert c.get("/api/hosts/compute-0-0").get_json()["attrs"]["secret"] == "S0"
     assert c.put("/api/hosts/compute-0-0/boot", json={"action": "install"}).status_code == 401
-    assert c.put("/api/hosts/compute-0-0/boot", json={"action": "install"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        c.put(
+            "/api/hosts/compute-0-0/boot",
+            json={"action": "install"},
+            headers={"Authorization": "Bearer wrong"},
+        ).status_code
+        == 401
+    )
     token = (config.home / "api-token").read_text().strip()
-    r = c.put("/api/hosts/compute-0-0/boot", json={"action": "install"}, headers={"Authorization": f"Bearer {token}"})
+    r = c.put(
+        "/api/hosts/compute-0-0/boot",
+        json={"action": "install"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 200
     assert "compute-0-0: install" in rocks.ok("list host boot compute-0-0")
     assert c.get("/api/hosts/nosuch").status_code == 404
