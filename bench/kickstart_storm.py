@@ -3,23 +3,23 @@ address (127.1.x.y: every host's private IP is one of those), against provisione
 service as it runs in production (gunicorn, the same command line).
 
 Two loads in one run:
-- open loop: requests arrive at a fixed rate (default 1,000/s) round-robin over the 1,000
+- open loop: requests arrive at a fixed rate (default 1,100/s) round-robin over the 1,000
   hosts for a fixed count; we report the rate achieved, latency percentiles, errors and 503s;
 - closed loop: N clients (default 64) ask as fast as they can; we report the capacity.
 
 Beside it, what a Rocks user had: one `rocks list host profile` process per kickstart
 (kickstart.cgi spawned the rocks command), measured on a sample and extrapolated.
 
-Usage: .venv/bin/python bench/kickstart_storm.py [--hosts 1000] [--rate 1000] [--count 5000]
+Usage: .venv/bin/python bench/kickstart_storm.py [--hosts 1000] [--rate 1100] [--count 6000]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import platform
+import selectors
 import signal
 import socket
 import statistics
@@ -79,62 +79,80 @@ def make_cluster(home: Path, hosts: int) -> dict[str, str]:
     return env
 
 
-async def fetch(ip: str, port: int, timeout: float = 10.0) -> tuple[int, float, int]:
-    """One kickstart request from source address `ip`: (status, seconds, body bytes)."""
-    start = time.perf_counter()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    sock.bind((ip, 0))
-    try:
-        loop = asyncio.get_running_loop()
-        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
-        await loop.sock_sendall(
-            sock,
-            b"GET /install/sbin/kickstart.cgi HTTP/1.0\r\nHost: fe\r\nConnection: close\r\n\r\n",
-        )
-        chunks = []
-        while True:
-            data = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
-            if not data:
-                break
-            chunks.append(data)
-        raw = b"".join(chunks)
-        status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
-        body = len(raw) - raw.find(b"\r\n\r\n") - 4 if b"\r\n\r\n" in raw else 0
-        return status, time.perf_counter() - start, body
-    except (TimeoutError, OSError):
-        return 0, time.perf_counter() - start, 0
-    finally:
-        sock.close()
+REQUEST = b"GET /install/sbin/kickstart.cgi HTTP/1.0\r\nHost: fe\r\nConnection: close\r\n\r\n"
 
 
-async def open_loop(
-    port: int, hosts: int, rate: float, count: int
+def run_load(
+    port: int, hosts: int, count: int, rate: float | None = None, clients: int = 64
 ) -> tuple[list[tuple[int, float, int]], float]:
-    tasks = []
-    start = time.perf_counter()
-    for n in range(count):
-        due = start + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(fetch(host_ip(n % hosts), port)))
-    results = await asyncio.gather(*tasks)
-    return list(results), time.perf_counter() - start
-
-
-async def closed_loop(
-    port: int, hosts: int, clients: int, count: int
-) -> tuple[list[tuple[int, float, int]], float]:
+    """`count` kickstart requests, each from its host's own source address, on one selector
+    loop (asyncio costs the client more CPU than the server spends answering, on a machine
+    where both share two cores). Open loop at `rate` per second, or `clients` at a time.
+    Returns [(status, seconds, body bytes)] and the elapsed time."""
+    sel = selectors.DefaultSelector()
     results: list[tuple[int, float, int]] = []
-    counter = iter(range(count))
-
-    async def client() -> None:
-        for n in counter:
-            results.append(await fetch(host_ip(n % hosts), port))
-
+    issued = 0
+    inflight = 0
     start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    deadline = start + count / (rate or 100) + 60
+
+    def launch(n: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.bind((host_ip(n % hosts), 0))
+        sock.connect_ex(("127.0.0.1", port))
+        sel.register(sock, selectors.EVENT_WRITE, [time.perf_counter(), bytearray(), False])
+
+    def finish(sock: socket.socket, state: list, status_ok: bool) -> None:
+        sel.unregister(sock)
+        sock.close()
+        raw = bytes(state[1])
+        status = int(raw.split(b" ", 2)[1]) if status_ok and raw.startswith(b"HTTP/") else 0
+        head_end = raw.find(b"\r\n\r\n")
+        body = len(raw) - head_end - 4 if head_end >= 0 else 0
+        results.append((status, time.perf_counter() - state[0], body))
+
+    while len(results) < count and time.perf_counter() < deadline:
+        now = time.perf_counter()
+        if rate:
+            while issued < count and start + issued / rate <= now:
+                launch(issued)
+                issued += 1
+                inflight += 1
+            wait = max(0.0, start + issued / rate - now) if issued < count else 0.05
+        else:
+            while issued < count and inflight < clients:
+                launch(issued)
+                issued += 1
+                inflight += 1
+            wait = 0.05
+        for key, _mask in sel.select(min(wait, 0.05)):
+            sock, state = key.fileobj, key.data
+            assert isinstance(sock, socket.socket)
+            if not state[2]:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    finish(sock, state, False)
+                    inflight -= 1
+                    continue
+                sock.send(REQUEST)
+                state[2] = True
+                sel.modify(sock, selectors.EVENT_READ, state)
+                continue
+            try:
+                data = sock.recv(262144)
+            except BlockingIOError:
+                continue
+            except OSError:
+                finish(sock, state, False)
+                inflight -= 1
+                continue
+            if data:
+                state[1] += data
+            else:
+                finish(sock, state, True)
+                inflight -= 1
+    for key in list(sel.get_map().values()):
+        finish(key.fileobj, key.data, False)  # type: ignore[arg-type]
     return results, time.perf_counter() - start
 
 
@@ -164,8 +182,8 @@ def summarize(
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=1000)
-    ap.add_argument("--rate", type=float, default=1000)
-    ap.add_argument("--count", type=int, default=5000)
+    ap.add_argument("--rate", type=float, default=1100)
+    ap.add_argument("--count", type=int, default=6000)
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--workers", type=int, default=0)
     opts = ap.parse_args()
@@ -198,9 +216,9 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.2)
             # Warm-up: every host once (each worker's caches fill), not measured.
-            asyncio.run(closed_loop(port, opts.hosts, 16, opts.hosts))
-            storm, storm_s = asyncio.run(open_loop(port, opts.hosts, opts.rate, opts.count))
-            capacity, cap_s = asyncio.run(closed_loop(port, opts.hosts, opts.clients, opts.count))
+            run_load(port, opts.hosts, opts.hosts, clients=16)
+            storm, storm_s = run_load(port, opts.hosts, opts.count, rate=opts.rate)
+            capacity, cap_s = run_load(port, opts.hosts, opts.count, clients=opts.clients)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -235,7 +253,7 @@ def main() -> int:
     ok = (
         rows[0]["errors"] == 0
         and rows[0]["busy_503"] == 0
-        and rows[0]["rate"] >= 1000 * 0.99
+        and rows[0]["rate"] >= 1000
         and rows[0]["p99"] <= 100
     )
     print()

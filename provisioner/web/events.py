@@ -63,7 +63,6 @@ class EventRecorder:
         from sqlalchemy import insert, select
 
         from provisioner.db.models import Host, InstallEvent
-        from provisioner.services.dbutil import mark_changed
 
         hooks = self.state.hooks
         try:
@@ -76,9 +75,10 @@ class EventRecorder:
                     if h in alive
                 ]
                 if rows:
-                    # One executemany: a storm queues a thousand of these a second.
+                    # One executemany: a storm queues a thousand of these a second. Not
+                    # marked as a change: events are history, not configuration, and bumping
+                    # the generation would throw away every reader's cache four times a second.
                     session.connection().execute(insert(InstallEvent.__table__), rows)
-                    mark_changed(session)
                 if hooks.has_impls("install_event"):
                     for host_id, event, detail in batch:
                         host = session.get(Host, host_id)
