@@ -124,7 +124,7 @@ class Config:
         "http_workers",
         0,
         _int,
-        "gunicorn worker processes; 0 means one per CPU plus one.",
+        "gunicorn worker processes; 0 means one per CPU.",
         "server",
     )
     public_url: str = _setting(
