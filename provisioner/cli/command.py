@@ -9,6 +9,7 @@ is `attr=x11 value=true`); what remains are the arguments.
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -102,7 +103,7 @@ OUTPUT_PARAMS = (
 )
 
 
-class Command:
+class Command(ABC):
     """Base class of every command. Subclasses set the class attributes and implement `run`.
 
     The first line of the docstring is the summary shown in listings; the rest is the
@@ -146,8 +147,9 @@ class Command:
             parts.append("[key=value...]")
         return " ".join(parts)
 
+    @abstractmethod
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        raise NotImplementedError(f"'rocks {self.name}' has no run method")  # pragma: no cover
+        """Do the command's work; output through `ctx`."""
 
 
 def parse_words(cls: type[Command], words: Sequence[str]) -> tuple[list[str], dict[str, Any]]:

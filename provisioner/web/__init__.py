@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flask:
     from provisioner.config import Config
     from provisioner.plugins import Hooks
-    from provisioner.web import api, boot, discovery, install
+    from provisioner.web import api, boot, discovery, install, ui
     from provisioner.web.state import WebState
 
     config = config or Config.load()
@@ -34,6 +34,7 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
     app.register_blueprint(boot.bp)
     app.register_blueprint(discovery.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ui.bp)
     # Kickstarts are answered before Flask: a storm of them must not pay for its machinery.
     app.wsgi_app = install.KickstartFastPath(app.wsgi_app, state)  # type: ignore[method-assign]
     for blueprint in state.hooks.register_blueprints():

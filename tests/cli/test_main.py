@@ -158,3 +158,48 @@ def test_console_script_runs_and_pipes(config, tmp_path):
         timeout=60,
     )
     assert piped.stdout.startswith("HOST") and "Traceback" not in piped.stderr
+
+
+def test_insert_ethers_turns_discovery_on_shows_hosts_and_off(config, rocks):
+    """The Rocks program, scripted: on, a machine appears and fetches its kickstart, off."""
+    import threading
+
+    from provisioner.cli import insert_ethers
+    from provisioner.db.engine import make_engine, transaction
+    from provisioner.services.discovery import discover
+
+    os.environ["PROVISIONER_HOME"] = str(config.home)
+    os.environ["PROVISIONER_DATABASE_URL"] = config.db_url
+    import contextlib
+    import io
+
+    out = io.StringIO()
+
+    def later() -> None:
+        import time
+
+        time.sleep(1.5)
+        engine = make_engine(config.db_url)
+        with transaction(engine) as session:
+            host = discover(session, rocks.hooks, "52:54:00:ee:00:01")
+            assert host is not None
+            from provisioner.db.models import InstallEvent
+
+            session.add(InstallEvent(host_id=host.id, event="kickstart", detail="{}"))
+        engine.dispose()
+
+    t = threading.Thread(target=later)
+    t.start()
+    try:
+        with contextlib.redirect_stdout(out):
+            status = insert_ethers.main(
+                ["--appliance", "compute", "--rack", "2", "--timeout", "20", "--count", "1"]
+            )
+    finally:
+        t.join()
+        del os.environ["PROVISIONER_HOME"], os.environ["PROVISIONER_DATABASE_URL"]
+    assert status == 0
+    text = out.getvalue()
+    assert "discovery on" in text and "discovery off" in text
+    assert "compute-2-0" in text and "52:54:00:ee:00:01" in text and "(*)" in text
+    assert "discovery is off" in rocks.ok("list discovery")

@@ -89,3 +89,21 @@ def test_sync_config_command(cluster, config):
     out = cluster.ok("sync config")
     assert "2 host file(s) written" in out and "restart dnsmasq" in out
     assert cluster.ok("sync config quiet=yes") == ""
+
+
+def test_sync_config_restarts_dnsmasq_only_when_its_configuration_changed(
+    cluster, config, hooks, tmp_path
+):
+    from provisioner.testing.pytest_plugin import Rocks
+
+    marker = tmp_path / "restarted"
+    rocks = Rocks(config.with_(dnsmasq_restart=f"echo x >> {marker}"), hooks)
+    assert "restarted" in rocks.ok("sync config")
+    assert marker.read_text() == "x\n"
+    rocks.ok("add host compute-0-9")
+    rocks.ok("add host interface compute-0-9 eth0 52:54:00:00:00:99 ip=10.1.255.9 subnet=private")
+    out = rocks.ok("sync config")
+    assert "1 host file(s) written" in out and "restarted" not in out
+    assert marker.read_text() == "x\n"  # host files need no restart
+    failing = Rocks(config.with_(dnsmasq_restart="exit 3", dnsmasq_dir=tmp_path / "other"), hooks)
+    assert failing("sync config").err == "error: dnsmasq restart failed: 3\n"

@@ -240,3 +240,15 @@ def test_real_kickstart_from_the_node_graph(config, rocks, hooks):
         assert rocks.ok("list host profile compute-0-0") == ks
     finally:
         app.extensions["provisioner"].events.stop()
+
+
+def test_dashboard_lists_hosts_and_escapes(app, rocks):
+    rocks.ok("set host boot compute-0-0 action=install")
+    rocks.ok('set host comment compute-0-1 "<script>"')
+    html = app.test_client().get("/").data.decode()
+    assert html.startswith("<!doctype html>")
+    assert "<td>compute-0-0</td>" in html and "<td>10.1.255.254</td>" in html
+    assert "1 to install at next boot" in html
+    assert "<script>" not in html
+    rocks.ok("set attr Info_ClusterName '<b>x</b>'")
+    assert "&lt;b&gt;x&lt;/b&gt; cluster" in app.test_client().get("/ui/hosts").data.decode()

@@ -6,6 +6,7 @@ do so first and roll it back when the hypervisor fails, so the two never disagre
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from provisioner.cli.command import Arg, Command, Param
@@ -100,8 +101,9 @@ class _PowerCommand(Command):
     verb: ClassVar[str] = ""
     args = (VMS,)
 
+    @abstractmethod
     def act(self, driver: Any, cfg: Any, params: dict[str, Any]) -> None:
-        raise NotImplementedError  # pragma: no cover
+        """The driver call of this power command."""
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.plugins.xen import power
