@@ -15,8 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from kickstart_storm import free_port, machine  # noqa: E402
+from netutil import http_service, machine  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -52,40 +50,14 @@ def main() -> int:
             "Kickstart_PublicAddress=192.0.2.10",
         )
         rocks(env, "enable", "discovery", "appliance=compute")
-        port = free_port()
-        env.update(PROVISIONER_HTTP_ADDRESS="127.0.0.1", PROVISIONER_HTTP_PORT=str(port))
-        from provisioner.config import Config
-        from provisioner.daemon import service_commands
-
-        argv = [
-            a
-            for a in service_commands(Config.load(env=env))["http"]
-            if a not in ("--access-logfile", "-")
-        ]
-        server = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        with http_service(env) as port:
             answers: list[str] = []
             lock = threading.Lock()
 
             def report(i: int) -> None:
-                body = (
-                    f"action=add&mac=02:00:00:02:{i // 256:02x}:{i % 256:02x}&ip=10.1.1.50".encode()
-                )
+                body = f"action=add&mac=02:00:00:02:{i // 256:02x}:{i % 256:02x}&ip=10.1.1.50"
                 req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/discovery/lease", data=body, method="POST"
+                    f"http://127.0.0.1:{port}/discovery/lease", data=body.encode(), method="POST"
                 )
                 with urllib.request.urlopen(req, timeout=30) as resp:
                     text = resp.read().decode().strip()
@@ -99,9 +71,6 @@ def main() -> int:
             for t in threads:
                 t.join(60)
             elapsed = time.perf_counter() - start
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
         rows = json.loads(rocks(env, "list", "host", "interface", "compute", "output-format=json"))
         names = {r["host"] for r in rows}
         ips = {r["ip"] for r in rows}

@@ -13,32 +13,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import TYPE_CHECKING
+
+from netutil import machine  # noqa: E402
 
 if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.plugins import Hooks
 
 ROCKS = str(Path(sys.executable).parent / "rocks")
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def add_hosts(env: dict[str, str], start: int, stop: int) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -29,26 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from netutil import http_service, machine  # noqa: E402
+
 BIN = Path(sys.executable).parent
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def host_ip(i: int) -> str:
     return f"127.1.{i // 250}.{i % 250 + 1}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_cluster(home: Path, hosts: int) -> dict[str, str]:
@@ -190,38 +176,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         home = Path(tmp)
         env = make_cluster(home, opts.hosts)
-        port = free_port()
-        env.update(PROVISIONER_HTTP_ADDRESS="127.0.0.1", PROVISIONER_HTTP_PORT=str(port))
         if opts.workers:
             env["PROVISIONER_HTTP_WORKERS"] = str(opts.workers)
-        from provisioner.config import Config
-        from provisioner.daemon import service_commands
-
-        config = Config.load(env=env)
-        argv = service_commands(config)["http"]
-        argv = [a for a in argv if a not in ("--access-logfile", "-")]
-        server = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        with http_service(env) as port:
             # Warm-up: every host once (each worker's caches fill), not measured.
             run_load(port, opts.hosts, opts.hosts, clients=16)
             storm, storm_s = run_load(port, opts.hosts, opts.count, rate=opts.rate)
             capacity, cap_s = run_load(port, opts.hosts, opts.count, clients=opts.clients)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
         sample = []
         for i in range(5):
             t = time.perf_counter()

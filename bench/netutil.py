@@ -43,7 +43,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def stamp() -> str:
@@ -119,3 +122,34 @@ def median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     n = len(ordered)
     return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+@contextlib.contextmanager
+def http_service(env: dict[str, str]) -> Iterator[int]:
+    """provisionerd's HTTP service (gunicorn, the daemon's own command line, no access log)
+    on a free loopback port, for the time of the block; yields the port."""
+    from provisioner.config import Config
+    from provisioner.daemon import service_commands
+
+    port = free_port("127.0.0.1", socket.SOCK_STREAM)
+    env = {**env, "PROVISIONER_HTTP_ADDRESS": "127.0.0.1", "PROVISIONER_HTTP_PORT": str(port)}
+    argv = [
+        a
+        for a in service_commands(Config.load(env=env))["http"]
+        if a not in ("--access-logfile", "-")
+    ]
+    server = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

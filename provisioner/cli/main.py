@@ -131,19 +131,12 @@ class App:
             command.run(ctx, args, params)
             return ctx.render(params)
         if cls.writes:
-            from provisioner.db.engine import new_session
+            from provisioner.db.engine import transaction
             from provisioner.db.reader import Reader
 
-            session = new_session(self.engine, write=True)
-            try:
+            with transaction(self.engine) as session:
                 ctx = Context(self, Reader.for_session(session), session)
                 command.run(ctx, args, params)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
             return ctx.render(params)
         from provisioner.db.reader import Reader
 

@@ -47,6 +47,7 @@ from provisioner.kickstart.generate import (
     partition_json,
 )
 from provisioner.kickstart.template import Template
+from provisioner.services.partitions import COLUMNS as PARTITION_COLUMNS
 
 if TYPE_CHECKING:
     from provisioner.config import Config
@@ -59,16 +60,6 @@ DEFAULT_SYNTAX = "RHEL9"
 RELEASE = "provisioner"
 DEFAULT_DISTRIBUTION = "rocks-dist"
 FRONTEND = "frontend"
-PARTITION_COLUMNS = (
-    "device",
-    "mountpoint",
-    "sectorstart",
-    "partitionsize",
-    "partitionid",
-    "fstype",
-    "partitionflags",
-    "formatflags",
-)
 
 _HOST_SQL = (
     "SELECT 'h', attr, value FROM host_attributes WHERE host_id = :h "

@@ -1,15 +1,18 @@
-"""Partition rows as hosts report them after install; removing them forces repartitioning."""
+"""Partition rows as hosts report them after install; removing them forces repartitioning.
+
+Importable without SQLAlchemy (the kickstart renderer reads `COLUMNS` on the CLI's fast path);
+the functions that write import it themselves.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
-
-from provisioner.db.models import Partition
 from provisioner.db.reader import Reader
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 COLUMNS = (
     "device",
@@ -33,6 +36,10 @@ def list_partitions(reader: Reader, host_ids: Sequence[int]) -> list[tuple[Any, 
 
 
 def remove_partitions(session: Session, host_id: int, mountpoint: str | None = None) -> int:
+    from sqlalchemy import delete
+
+    from provisioner.db.models import Partition
+
     stmt = delete(Partition).where(Partition.host_id == host_id)
     if mountpoint:
         stmt = stmt.where(Partition.mountpoint == mountpoint)
@@ -41,6 +48,7 @@ def remove_partitions(session: Session, host_id: int, mountpoint: str | None = N
 
 def replace_partitions(session: Session, host_id: int, rows: Sequence[dict[str, str]]) -> int:
     """Upsert the host's reported partitions by device (Rocks' setDbPartitions)."""
+    from provisioner.db.models import Partition
     from provisioner.services.dbutil import upsert
 
     for row in rows:
