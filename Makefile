@@ -16,8 +16,9 @@ export PYTHONDONTWRITEBYTECODE :=
 run: system-run $(STAMP)
 	@PROVISIONER_HOME=$(RUN_HOME) $(PY) -m provisioner.demo
 
+# One test process per core: the suite waits on subprocesses, databases and booting VMs.
 test: system-test $(STAMP)
-	@$(VENV)/bin/pytest -q
+	@$(VENV)/bin/pytest -q -n auto
 
 setup: system-run $(STAMP)
 
