@@ -11,9 +11,9 @@ RUN_PKGS="libvirt-dev pkg-config gcc createrepo-c libarchive-tools"
 # validates kickstarts; benchmarks compare with tftpd-hpa and dnsmasq (dnsperf drives DNS).
 E2E_PKGS="qemu-system-x86 ipxe-qemu ipxe pxelinux syslinux-common dnsmasq-base busybox-static ovmf \
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio"
-# rpm: the roll tests build small RPMs with rpmbuild.
-TEST_PKGS="$RUN_PKGS postgresql iproute2 rpm $E2E_PKGS"
-BENCH_PKGS="$TEST_PKGS tftpd-hpa atftp dnsperf"
+# rpm: the roll tests build small RPMs with rpmbuild; atftp and curl: TFTP interoperability.
+TEST_PKGS="$RUN_PKGS postgresql iproute2 rpm atftp curl $E2E_PKGS"
+BENCH_PKGS="$TEST_PKGS tftpd-hpa dnsperf"
 
 case "${1:-run}" in
   run) want=$RUN_PKGS ;;
