@@ -11,7 +11,7 @@ RUN_HOME ?= $(CURDIR)/var
 # Bytecode is what makes `rocks` start fast; some environments switch writing it off.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test setup system-run system-test lint bench clean
+.PHONY: run test setup system-run system-test system-bench lint bench clean
 
 run: system-run $(STAMP)
 	@PROVISIONER_HOME=$(RUN_HOME) $(PY) -m provisioner.demo
@@ -28,6 +28,9 @@ system-run:
 system-test:
 	@PYTHON=$(PYTHON) scripts/system-deps.sh test
 
+system-bench:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh bench
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
@@ -41,8 +44,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check provisioner tests bench
 	$(VENV)/bin/ruff format --check provisioner tests bench
 
-bench: system-test $(STAMP)
+# Every benchmark, each beside its peer (docs/benchmarks.md); about 10 minutes.
+bench: system-bench $(STAMP)
 	$(PY) bench/cli.py
+	$(PY) bench/kickstart.py
+	$(PY) bench/kickstart_storm.py
+	$(PY) bench/tftp.py --rounds 5
+	$(PY) bench/dns.py --rounds 5 --seconds 8
+	$(PY) bench/discovery.py
+	$(PY) bench/add_cluster.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
