@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from netutil import machine  # noqa: E402
+from netutil import compile_package, machine  # noqa: E402
 
 ROCKS = str(Path(sys.executable).parent / "rocks")
 TARGET = 10.0
@@ -131,16 +131,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-postgres", action="store_true")
     opts = ap.parse_args()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compileall",
-            "-q",
-            str(Path(__file__).parent.parent / "provisioner"),
-        ],
-        check=True,
-    )
+    compile_package()
     print(f"# {machine()}, {datetime.date.today().isoformat()}")
     worst = bench("SQLite", _SqliteEnv, opts.computes, opts.containers, opts.runs)
     rocks_way(opts.computes, opts.containers)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from netutil import machine  # noqa: E402
+from netutil import compile_package, machine  # noqa: E402
 
 ROCKS = str(Path(sys.executable).parent / "rocks")
 
@@ -35,16 +35,7 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=7)
     opts = ap.parse_args()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compileall",
-            "-q",
-            str(Path(__file__).parent.parent / "provisioner"),
-        ],
-        check=True,
-    )
+    compile_package()
 
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as home:
         env = {**os.environ, "PROVISIONER_HOME": home}

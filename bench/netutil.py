@@ -11,6 +11,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -153,3 +154,10 @@ def http_service(env: dict[str, str]) -> Iterator[int]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def compile_package() -> None:
+    """Bytecode for the package, so every `rocks` process timed starts as it would installed
+    (some environments switch writing bytecode off)."""
+    root = Path(__file__).resolve().parent.parent / "provisioner"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root)], check=True)
