@@ -262,7 +262,9 @@ def run_tftp(config: Config) -> int:
             local.reader = r
         return r
 
-    boot = BootConfigs(config, reader)
+    from provisioner.plugins import Hooks
+
+    boot = BootConfigs(config, reader, Hooks.from_config(config))
     config.tftp_dir.mkdir(parents=True, exist_ok=True)
     service = TftpService(
         config.tftp_dir,

@@ -21,6 +21,7 @@ from provisioner.services.hostargs import HOST_SELECT, HostRow
 
 if TYPE_CHECKING:
     from provisioner.config import Config
+    from provisioner.plugins import Hooks
 
 KICKSTART_PATH = "/install/sbin/kickstart.cgi"
 _PXE_MAC = re.compile(r"^01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})$")
@@ -187,6 +188,23 @@ def render_ipxe(spec: BootSpec, files_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_for_host(config: Config, reader: Reader, host: HostRow, flavor: str) -> str:
+    """The base roll's boot config for a known host (its `render_boot_config`, trylast)."""
+    url = base_url(config, reader)
+    spec = host_spec(reader, host, url)
+    return render(spec, flavor, url)
+
+
+def render(spec: BootSpec, flavor: str, url: str) -> str:
+    if flavor == "pxelinux":
+        return render_pxelinux(spec)
+    if flavor == "grub":
+        return render_grub(spec)
+    if flavor == "ipxe":
+        return render_ipxe(spec, url + "/boot/files")
+    raise ValueError(f"unknown boot loader '{flavor}'")
+
+
 # -- the service --------------------------------------------------------------------------------
 
 
@@ -194,32 +212,49 @@ class BootConfigs:
     """The `dynamic` function of the TFTP server and the iPXE answer of the HTTP server.
 
     `reader` is called for each request and must return a Reader usable in the calling thread
-    (a per-thread connection without a snapshot, so each request sees the latest state).
+    (a per-thread connection without a snapshot, so each request sees the latest state). A
+    known host's config comes from the rolls' `render_boot_config` hook (the base roll's
+    implementation last); machines we do not know get the default.
     """
 
-    def __init__(self, config: Config, reader: Callable[[], Reader]) -> None:
+    def __init__(
+        self, config: Config, reader: Callable[[], Reader], hooks: Hooks | None = None
+    ) -> None:
         self.config = config
         self._reader = reader
+        self._hooks = hooks
 
-    def _host_by(self, reader: Reader, where: str, **params: object) -> HostRow | None:
-        rows = reader.all(
-            f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces WHERE {where})",
-            **params,
-        )
-        return HostRow(*rows[0]) if rows else None
+    def _host_by(self, reader: Reader, mac: str | None, ip: str | None) -> HostRow | None:
+        for where, value in (("lower(mac) = :v", mac and mac.lower()), ("ip = :v", ip)):
+            if not value:
+                continue
+            rows = reader.all(
+                f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces WHERE {where})",
+                v=value,
+            )
+            if rows:
+                return HostRow(*rows[0])
+        return None
 
-    def spec_for(self, mac: str | None = None, ip: str | None = None) -> tuple[BootSpec, bool]:
-        """The boot spec of the host with this MAC or IP, or the default; and whether known."""
+    def config_for(
+        self, flavor: str, mac: str | None = None, ip: str | None = None
+    ) -> tuple[str, bool]:
+        """The `flavor` boot config of the host with this MAC or IP, or the default for
+        machines we do not know; and whether the host is known."""
         reader = self._reader()
-        url = base_url(self.config, reader)
-        host = None
-        if mac:
-            host = self._host_by(reader, "lower(mac) = :m", m=mac.lower())
-        if host is None and ip:
-            host = self._host_by(reader, "ip = :ip", ip=ip)
+        host = self._host_by(reader, mac, ip)
         if host is None:
-            return default_spec(reader, url), False
-        return host_spec(reader, host, url), True
+            url = base_url(self.config, reader)
+            return render(default_spec(reader, url), flavor, url), False
+        if self._hooks is not None:
+            from provisioner.services.attrs import LazyAttrs
+
+            text = self._hooks.render_boot_config(
+                self.config, reader, host, flavor, LazyAttrs(reader, host)
+            )
+            if text is not None:
+                return text, True
+        return render_for_host(self.config, reader, host, flavor), True
 
     def tftp(self, path: str, client: tuple[str, int]) -> bytes | None:
         """Boot config files by TFTP path; None for anything else (read from the tftp root)."""
@@ -227,33 +262,26 @@ class BootConfigs:
         if path.startswith("pxelinux.cfg/"):
             name = path[len("pxelinux.cfg/") :]
             if name == "default":
-                spec, _ = self.spec_for()
-                return render_pxelinux(spec).encode()
+                return self.config_for("pxelinux")[0].encode()
             mac = mac_from_pxe(name)
-            if mac is not None:
-                spec, known = self.spec_for(mac=mac)
-                # An unknown MAC falls through to pxelinux's next candidates and `default`.
-                return render_pxelinux(spec).encode() if known else None
-            ip = ip_from_hex(name)
-            if ip is not None:
-                spec, known = self.spec_for(ip=ip)
-                return render_pxelinux(spec).encode() if known else None
-            return None
+            ip = ip_from_hex(name) if mac is None else None
+            if mac is None and ip is None:
+                return None
+            text, known = self.config_for("pxelinux", mac=mac, ip=ip)
+            # An unknown machine falls through to pxelinux's next candidates and `default`.
+            return text.encode() if known else None
         m = _GRUB.search(path)
         if m is not None:
             suffix = m.group(1)
             if suffix is None:
-                spec, _ = self.spec_for()
-                return render_grub(spec).encode()
+                return self.config_for("grub")[0].encode()
             mac = mac_from_pxe(suffix)
             ip = ip_from_hex(suffix) if mac is None else None
             if mac is None and ip is None:
                 return None
-            spec, known = self.spec_for(mac=mac, ip=ip)
-            return render_grub(spec).encode() if known else None
+            text, known = self.config_for("grub", mac=mac, ip=ip)
+            return text.encode() if known else None
         return None
 
     def ipxe(self, mac: str | None, ip: str | None = None) -> str:
-        spec, _ = self.spec_for(mac=mac, ip=ip)
-        reader = self._reader()
-        return render_ipxe(spec, base_url(self.config, reader) + "/boot/files")
+        return self.config_for("ipxe", mac=mac, ip=ip)[0]

@@ -74,7 +74,7 @@ class WebState:
         if self._boot is None:
             from provisioner.pxe.bootconfig import BootConfigs
 
-            self._boot = BootConfigs(self.config, self.reader)
+            self._boot = BootConfigs(self.config, self.reader, self.hooks)
         return self._boot
 
     @property

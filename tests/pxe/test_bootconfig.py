@@ -100,3 +100,28 @@ def test_grub_and_ipxe(boot, rocks):
     rocks.ok("set host boot compute-0-0 action=os")
     assert boot.tftp("grub.cfg-0A01FFFE", ("x", 1)).decode().endswith("exit 1\n")
     assert boot.ipxe("52:54:00:12:34:57") == "#!ipxe\nexit\n"
+
+
+def test_a_roll_renders_the_boot_config_of_the_hosts_it_cares_about(rocks, config):
+    """The render_boot_config hook, through the real TFTP and iPXE paths: a roll answers for
+    compute-0-0 only; every other host still gets the base roll's config."""
+    from provisioner.hookspecs import hookimpl
+    from provisioner.plugins import Hooks, get_plugin_manager
+
+    class Appliance:
+        @hookimpl
+        def render_boot_config(self, host, flavor, attrs):
+            if host.name == "compute-0-0":
+                return f"# {flavor} for {host.name}, rack {attrs['rack']}\n"
+            return None
+
+    rocks.ok("add host compute-0-0")
+    rocks.ok("add host interface compute-0-0 eth0 52:54:00:12:34:57 ip=10.1.255.254 subnet=private")
+    rocks.ok("add host compute-0-1")
+    rocks.ok("add host interface compute-0-1 eth0 52:54:00:12:34:58 ip=10.1.255.253 subnet=private")
+    hooks = Hooks(get_plugin_manager(extra=[("appliance", Appliance())]))
+    with Reader.connect(config.db_url, snapshot=False) as reader:
+        boot = BootConfigs(config, lambda: reader, hooks)
+        assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)) == b"# pxelinux for compute-0-0, rack 0\n"
+        assert boot.ipxe("52:54:00:12:34:57") == "# ipxe for compute-0-0, rack 0\n"
+        assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-58", ("x", 1)).startswith(b"default rocks\n")

@@ -211,3 +211,13 @@ def render_kickstart(config: Config, reader: Reader, host: HostRow, attrs: objec
     from provisioner.kickstart.renderer import shared_renderer
 
     return shared_renderer(config).render(reader, host)
+
+
+@hookimpl(trylast=True)
+def render_boot_config(
+    config: Config, reader: Reader, host: HostRow, flavor: str, attrs: object
+) -> str:
+    # Rocks' pxelinux format (and GRUB, iPXE) from the host's boot state and actions.
+    from provisioner.pxe.bootconfig import render_for_host
+
+    return render_for_host(config, reader, host, flavor)
