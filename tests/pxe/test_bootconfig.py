@@ -122,6 +122,11 @@ def test_a_roll_renders_the_boot_config_of_the_hosts_it_cares_about(rocks, confi
     hooks = Hooks(get_plugin_manager(extra=[("appliance", Appliance())]))
     with Reader.connect(config.db_url, snapshot=False) as reader:
         boot = BootConfigs(config, lambda: reader, hooks)
-        assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)) == b"# pxelinux for compute-0-0, rack 0\n"
+        assert (
+            boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
+            == b"# pxelinux for compute-0-0, rack 0\n"
+        )
         assert boot.ipxe("52:54:00:12:34:57") == "# ipxe for compute-0-0, rack 0\n"
-        assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-58", ("x", 1)).startswith(b"default rocks\n")
+        assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-58", ("x", 1)).startswith(
+            b"default rocks\n"
+        )
