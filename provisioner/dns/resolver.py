@@ -486,6 +486,7 @@ def _ask_tcp(query: bytes, ip: str, port: int, timeout: float) -> bytes | None:
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes | None:
+    """Exactly n bytes from a stream socket (the TCP transport reads with it too), or None."""
     chunks, got = [], 0
     while got < n:
         chunk = s.recv(n - got)

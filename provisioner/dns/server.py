@@ -28,7 +28,13 @@ from typing import Any
 
 from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
-from provisioner.dns.resolver import handler_for, refused, relayed, same_question
+from provisioner.dns.resolver import (
+    _recv_exact,
+    handler_for,
+    refused,
+    relayed,
+    same_question,
+)
 
 log = logging.getLogger("provisioner.dns")
 
@@ -453,17 +459,6 @@ def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
         sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
     except OSError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = conn.recv(n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _close(conn: socket.socket) -> None:
