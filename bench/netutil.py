@@ -126,34 +126,15 @@ def median(values: Sequence[float]) -> float:
 
 
 @contextlib.contextmanager
-def http_service(env: dict[str, str]) -> Iterator[int]:
-    """provisionerd's HTTP service (gunicorn, the daemon's own command line, no access log)
-    on a free loopback port, for the time of the block; yields the port."""
-    from provisioner.config import Config
-    from provisioner.daemon import service_commands
+def http_service(env: dict[str, str], workers: int = 2) -> Iterator[int]:
+    """provisionerd as it runs in production (nginx in front of gunicorn, TFTP; DNS off) on a
+    free loopback port, for the time of the block; yields the HTTP port."""
+    from provisioner.testing.daemon import Provisionerd
 
-    port = free_port("127.0.0.1", socket.SOCK_STREAM)
-    env = {**env, "PROVISIONER_HTTP_ADDRESS": "127.0.0.1", "PROVISIONER_HTTP_PORT": str(port)}
-    argv = [
-        a
-        for a in service_commands(Config.load(env=env))["http"]
-        if a not in ("--access-logfile", "-")
-    ]
-    server = subprocess.Popen(
-        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    settings = {k: v for k, v in env.items() if k.startswith("PROVISIONER_")}
+    home = Path(settings.pop("PROVISIONER_HOME"))
+    with Provisionerd(home, env=settings, workers=workers) as server:
+        yield server.http_port
 
 
 def compile_package() -> None:

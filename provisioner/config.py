@@ -46,6 +46,13 @@ def _str(value: Any) -> str:
     return str(value)
 
 
+def _payload(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("http", "tftp"):
+        raise ValueError(f"must be http or tftp, not {value!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its key in the TOML file, its environment variable and its meaning."""
@@ -125,6 +132,54 @@ class Config:
         0,
         _int,
         "gunicorn worker processes; 0 means one per CPU.",
+        "server",
+    )
+    http_worker_timeout: int = _setting(
+        "http_worker_timeout",
+        30,
+        _int,
+        "Seconds a gunicorn worker may spend on one request before it is replaced. Only "
+        "dynamic requests reach the workers: nginx serves files itself and buffers slow "
+        "clients, so a slow node never holds a worker.",
+        "server",
+    )
+    http_user: str = _setting(
+        "http_user",
+        "www-data",
+        _str,
+        "User nginx's worker processes run as when provisionerd runs as root (the install "
+        "tree and the tftpboot directory must be readable by it; provisionerd checks at "
+        "start). Ignored when provisionerd is not root.",
+        "server",
+    )
+    nginx: str = _setting(
+        "nginx",
+        "nginx",
+        _str,
+        "The nginx program provisionerd runs in front of the HTTP workers (a name looked up "
+        "in PATH and /usr/sbin, or a path).",
+        "server",
+    )
+    nginx_workers: int = _setting(
+        "nginx_workers", 0, _int, "nginx worker processes; 0 means one per CPU.", "server"
+    )
+    run_dir: Path = _setting(
+        "run_dir",
+        Path(""),
+        Path,
+        "Directory of provisionerd's runtime files: the generated nginx configuration, its "
+        "pid and temporary files, and the HTTP workers' socket. Empty means "
+        "`$PROVISIONER_HOME/run`.",
+        "server",
+    )
+    boot_payload: str = _setting(
+        "boot_payload",
+        "http",
+        _payload,
+        "How nodes fetch kernels and initrds: `http` (from nginx; BIOS clients load "
+        "lpxelinux.0, which speaks HTTP, UEFI ones iPXE) or `tftp` (plain pxelinux.0; slow "
+        "and lossy under load, for sites whose loaders cannot do HTTP). TFTP carries only the "
+        "first-stage loader and its config with `http`.",
         "server",
     )
     public_url: str = _setting(
@@ -265,6 +320,10 @@ class Config:
     @property
     def install_dir(self) -> Path:
         return self._under_home(self.install_root, "install")
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self._under_home(self.run_dir, "run")
 
     @property
     def dnsmasq_conf_dir(self) -> Path:

@@ -30,7 +30,8 @@ class DnsmasqOptions:
     http_url: str  # base URL of our HTTP server (iPXE fetches its script there)
     lease_port: int  # port of our HTTP server on 127.0.0.1, for the lease script
     interface: str = ""
-    bios_loader: str = "pxelinux.0"
+    # pxelinux that also speaks HTTP: kernels and initrds come from nginx, not TFTP.
+    bios_loader: str = "lpxelinux.0"
     uefi_loader: str = "ipxe.efi"
     lease_time: str = "12h"
     pool_lease_time: str = "2m"
@@ -72,8 +73,8 @@ def render_main(reader: Reader, opts: DnsmasqOptions) -> str:
         f"dhcp-option=option:domain-name,{net.zone}",
         "dhcp-authoritative",
         # Which boot file, by firmware (client architecture): BIOS clients, the iPXE of a NIC
-        # ROM included, load pxelinux over TFTP; UEFI firmware loads iPXE over TFTP, and that
-        # iPXE fetches its script from our HTTP server.
+        # ROM included, load lpxelinux over TFTP; UEFI firmware loads iPXE over TFTP, and that
+        # iPXE fetches its script from our HTTP server. Kernels and initrds come over HTTP.
         "dhcp-match=set:efi64,option:client-arch,7",
         "dhcp-match=set:efi64,option:client-arch,9",
         "dhcp-userclass=set:ipxe,iPXE",

@@ -44,7 +44,7 @@ def render_dhcpd(reader: Reader) -> str:
         lines.append(f'\t\t\toption host-name "{fqdn}";')
         lines.append(f"\t\t\tfixed-address {ip};")
         if kickstartable.get(lease.appliance_id, "").lower() in ("yes", "true", "on", "1"):
-            lines.append(f'\t\t\tfilename "{filenames.get(lease.appliance_id, "pxelinux.0")}";')
+            lines.append(f'\t\t\tfilename "{filenames.get(lease.appliance_id, "lpxelinux.0")}";')
             lines.append(f"\t\t\tnext-server {nextservers.get(lease.appliance_id, frontend_ip)};")
         lines.append("\t\t}")
     lines += ["\t}", "}"]

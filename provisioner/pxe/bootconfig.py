@@ -138,22 +138,53 @@ def default_spec(reader: Reader, url: str) -> BootSpec:
 # -- renderers ----------------------------------------------------------------------------------
 
 
-def render_pxelinux(spec: BootSpec) -> str:
+def _fetched(name: str, files_url: str | None) -> str:
+    """A boot file as the loader should fetch it: a URL under /boot/files/ when the payload
+    travels over HTTP (`files_url`), else its TFTP name."""
+    if files_url is None or "://" in name:
+        return name
+    return f"{files_url}/{name.lstrip('/')}"
+
+
+def _raw_line(raw: str, files_url: str | None) -> str:
+    """`kernel memdisk bigraw` -> `kernel http://.../boot/files/memdisk bigraw` over HTTP."""
+    words = raw.split()
+    if len(words) >= 2 and words[0].lower() in ("kernel", "linux", "com32"):
+        words[1] = _fetched(words[1], files_url)
+        return " ".join(words)
+    return raw
+
+
+def render_pxelinux(spec: BootSpec, files_url: str | None = None) -> str:
+    """Rocks' pxelinux file. With `files_url` (lpxelinux.0, which speaks HTTP) the kernel and
+    initrd are URLs, so TFTP carries only the loader and this file."""
     lines = ["default rocks", "prompt 0", "label rocks"]
+    initrd = _fetched(spec.initrd, files_url) if spec.initrd else None
     if spec.raw is not None and spec.kernel is None:
-        lines.append(f"\t{spec.raw}")
+        lines.append(f"\t{spec.raw if spec.local else _raw_line(spec.raw, files_url)}")
         append = spec.args
-        if spec.initrd:
-            append = f"initrd={spec.initrd} {append}".strip()
+        if initrd:
+            append = f"initrd={initrd} {append}".strip()
         if append and not spec.local:
             lines.append(f"\tappend {append}")
         return "\n".join(lines) + "\n"
-    lines.append(f"\tkernel {spec.kernel}")
-    append = spec.args + (f" initrd={spec.initrd}" if spec.initrd else "")
+    assert spec.kernel is not None
+    lines.append(f"\tkernel {_fetched(spec.kernel, files_url)}")
+    append = spec.args + (f" initrd={initrd}" if initrd else "")
     lines.append(f"\tappend {append.strip()}")
     if "bootif" in spec.args.lower():
         lines.append("\tipappend 2")
     return "\n".join(lines) + "\n"
+
+
+def grub_device(files_url: str | None) -> str:
+    """Where GRUB fetches boot files: `(tftp)`, or `(http,host:port)/boot/files` over HTTP
+    (GRUB's http module: not in Debian's signed grubnetx64.efi, see docs/deployment.md)."""
+    if files_url is None:
+        return "(tftp)"
+    rest = files_url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    return f"(http,{hostport})/{path}"
 
 
 def render_grub(spec: BootSpec, tftp: str = "(tftp)") -> str:
@@ -165,9 +196,11 @@ def render_grub(spec: BootSpec, tftp: str = "(tftp)") -> str:
     lines.append(f"menuentry '{spec.label}' {{")
     # GRUB has no IPAPPEND: name the boot interface by its MAC the way dracut expects.
     args = spec.args.replace("ksdevice=bootif", "ksdevice=$net_default_mac")
-    lines.append(f"\tlinux {tftp}/{spec.kernel} {args} BOOTIF=01-$net_default_mac".rstrip())
+    kernel = spec.kernel if "://" in spec.kernel else f"{tftp}/{spec.kernel}"
+    lines.append(f"\tlinux {kernel} {args} BOOTIF=01-$net_default_mac".rstrip())
     if spec.initrd:
-        lines.append(f"\tinitrd {tftp}/{spec.initrd}")
+        initrd = spec.initrd if "://" in spec.initrd else f"{tftp}/{spec.initrd}"
+        lines.append(f"\tinitrd {initrd}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -192,16 +225,20 @@ def render_for_host(config: Config, reader: Reader, host: HostRow, flavor: str) 
     """The base roll's boot config for a known host (its `render_boot_config`, trylast)."""
     url = base_url(config, reader)
     spec = host_spec(reader, host, url)
-    return render(spec, flavor, url)
+    return render(spec, flavor, url, config.boot_payload)
 
 
-def render(spec: BootSpec, flavor: str, url: str) -> str:
+def render(spec: BootSpec, flavor: str, url: str, payload: str = "http") -> str:
+    """`payload` says how kernels and initrds travel: `http` from nginx's /boot/files/, or
+    `tftp` (iPXE fetches over HTTP either way)."""
+    files_url = url + "/boot/files"
+    over_http = files_url if payload == "http" else None
     if flavor == "pxelinux":
-        return render_pxelinux(spec)
+        return render_pxelinux(spec, over_http)
     if flavor == "grub":
-        return render_grub(spec)
+        return render_grub(spec, grub_device(over_http))
     if flavor == "ipxe":
-        return render_ipxe(spec, url + "/boot/files")
+        return render_ipxe(spec, files_url)
     raise ValueError(f"unknown boot loader '{flavor}'")
 
 
@@ -245,7 +282,8 @@ class BootConfigs:
         host = self._host_by(reader, mac, ip)
         if host is None:
             url = base_url(self.config, reader)
-            return render(default_spec(reader, url), flavor, url), False
+            spec = default_spec(reader, url)
+            return render(spec, flavor, url, self.config.boot_payload), False
         if self._hooks is not None:
             from provisioner.services.attrs import LazyAttrs
 

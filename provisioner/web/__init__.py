@@ -7,7 +7,7 @@ Reader that sees the latest committed state; writes open one session per request
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 
@@ -66,6 +66,32 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
         return "ok\n", 200
 
     return app
+
+
+def behind_proxy() -> Flask:
+    """The app as gunicorn serves it in provisionerd: behind nginx, on a unix socket only nginx
+    can reach (provisioner/web/nginx.py). The client is whoever nginx says it is."""
+    app = create_app()
+    app.wsgi_app = RealIpFromProxy(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+class RealIpFromProxy:
+    """REMOTE_ADDR from nginx's `X-Real-IP` (set from the connection's peer address; a header
+    of that name sent by a client never gets through nginx). On the unix socket gunicorn has
+    no peer address of its own to offer, so a request without the header is refused."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        real = environ.pop("HTTP_X_REAL_IP", "")
+        environ.pop("HTTP_X_FORWARDED_FOR", None)
+        if not real:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"no client address from the proxy\n"]
+        environ["REMOTE_ADDR"] = real
+        return self.app(environ, start_response)
 
 
 def request_path() -> str:

@@ -1,12 +1,11 @@
-"""Network boot over HTTP: iPXE scripts per host, and the boot files (kernels, initrds) for
-loaders that fetch them over HTTP (iPXE, lpxelinux)."""
+"""Network boot over HTTP: iPXE scripts per host. The boot files themselves (kernels, initrds
+under `/boot/files/`) are static: nginx serves them from the tftpboot directory."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
 from provisioner.services.hostargs import is_mac
-from provisioner.web.files import send_under
 from provisioner.web.install import normalize_ip
 from provisioner.web.state import client_ip, state
 
@@ -21,8 +20,3 @@ def ipxe() -> Response:
         return Response(f"bad MAC address '{mac}'\n", 400, mimetype="text/plain")
     script = state().boot.ipxe(mac or None, ip=normalize_ip(client_ip(request.environ)))
     return Response(script, 200, mimetype="text/plain")
-
-
-@bp.get("/boot/files/<path:path>")
-def files(path: str) -> Response:
-    return send_under(state().config.tftp_dir, path)

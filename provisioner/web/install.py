@@ -1,5 +1,5 @@
-"""What installing nodes call: their kickstart, the install-done flip, partition reports,
-install events, and the install tree as static files.
+"""What installing nodes call: their kickstart, the install-done flip, partition reports and
+install events. (The install tree itself is static: nginx serves it, provisioner/web/nginx.py.)
 
 A kickstart is only for the host that asks from its own address. A request from an address no
 host owns may name itself by the MACs anaconda sends (`kssendmac`: X-RHN-Provisioning-MAC-N),
@@ -20,7 +20,6 @@ from flask import Blueprint, Response, abort, request
 from provisioner.db.reader import Reader
 from provisioner.errors import ProvisionerError
 from provisioner.services.hostargs import HOST_SELECT, HostRow, is_mac, normalize_mac
-from provisioner.web.files import send_under
 from provisioner.web.state import client_ip, state
 
 bp = Blueprint("install", __name__)
@@ -285,9 +284,3 @@ def events() -> Response:
     detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
     st.events.record(host.id, str(data["event"]), detail)
     return Response(status=204)
-
-
-@bp.get("/install/<path:path>")
-def install_tree(path: str) -> Response:
-    """The install tree (distributions, rolls) as static files."""
-    return send_under(state().config.install_dir, path)

@@ -30,7 +30,7 @@ def test_isc_dhcpd_matches_rocks(cluster):
         "\t\t\thardware ethernet 52:54:00:00:00:01;\n"
         '\t\t\toption host-name "compute-0-0.local";\n'
         "\t\t\tfixed-address 10.1.255.254;\n"
-        '\t\t\tfilename "pxelinux.0";\n'
+        '\t\t\tfilename "lpxelinux.0";\n'
         "\t\t\tnext-server 10.1.1.1;\n"
         "\t\t}\n"
     ) in out
@@ -58,7 +58,7 @@ def test_dnsmasq_files_written_checked_and_kept_in_line(cluster, config, tmp_pat
     )
     assert check.returncode == 0, check.stderr
     main = (opts.conf_dir / "dnsmasq.conf").read_text()
-    assert "dhcp-boot=tag:!efi64,pxelinux.0,,10.1.1.1" in main
+    assert "dhcp-boot=tag:!efi64,lpxelinux.0,,10.1.1.1" in main
     assert "dhcp-boot=tag:efi64-fw,ipxe.efi,,10.1.1.1" in main
     assert "dhcp-boot=tag:efi64-ipxe,http://10.1.1.1/boot/ipxe" in main
     assert "dhcp-range=set:pool,10.1.1.2," in main

@@ -8,6 +8,7 @@ from provisioner.db.reader import Reader
 from provisioner.pxe.bootconfig import BootConfigs, hexip, ip_from_hex, mac_from_pxe
 
 KS = "http://10.1.1.1/install/sbin/kickstart.cgi"
+FILES = "http://10.1.1.1/boot/files"
 
 
 @pytest.fixture
@@ -40,9 +41,9 @@ def test_install_config_in_rocks_format(boot, rocks):
     text = boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("10.1.255.254", 2070)).decode()
     assert text == (
         "default rocks\nprompt 0\nlabel rocks\n"
-        "\tkernel vmlinuz\n"
+        f"\tkernel {FILES}/vmlinuz\n"
         f"\tappend ks={KS} inst.ks={KS} ramdisk_size=150000 lang= devfs=nomount pxe kssendmac "
-        "inst.ks.sendmac selinux=0 noipv6 ksdevice=bootif console=ttyS0 initrd=initrd.img\n"
+        f"inst.ks.sendmac selinux=0 noipv6 ksdevice=bootif console=ttyS0 initrd={FILES}/initrd.img\n"
         "\tipappend 2\n"
     )
     # Rocks' name for the same file answers the same.
@@ -51,7 +52,7 @@ def test_install_config_in_rocks_format(boot, rocks):
 
 def test_os_is_localboot_and_flip_is_immediate(boot, rocks):
     rocks.ok("set host boot compute-0-0 action=install")
-    assert b"kernel vmlinuz" in boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
+    assert b"kernel http://" in boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
     rocks.ok("set host boot compute-0-0 action=os")
     assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)).decode() == (
         "default rocks\nprompt 0\nlabel rocks\n\tlocalboot 0\n"
@@ -61,13 +62,14 @@ def test_os_is_localboot_and_flip_is_immediate(boot, rocks):
 def test_other_actions(boot, rocks):
     rocks.ok("set host pxeboot compute-0-0 action=pxeflash")
     assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1)).decode() == (
-        "default rocks\nprompt 0\nlabel rocks\n\tkernel memdisk bigraw\n\tappend initrd=pxeflash.img keeppxe\n"
+        "default rocks\nprompt 0\nlabel rocks\n"
+        f"\tkernel {FILES}/memdisk bigraw\n\tappend initrd={FILES}/pxeflash.img keeppxe\n"
     )
     rocks.ok("set host pxeboot compute-0-0 action=memtest")
     assert (
         boot.tftp("pxelinux.cfg/01-52-54-00-12-34-57", ("x", 1))
         .decode()
-        .endswith("\tkernel memtest\n")
+        .endswith(f"\tkernel {FILES}/memtest\n")
     )
     rocks.ok('set host pxeboot compute-0-0 action="install headless"')
     assert b"headless inst.text vnc inst.vnc" in boot.tftp("pxelinux.cfg/0A01FFFE", ("x", 1))
@@ -79,7 +81,7 @@ def test_unknown_machines_and_default(boot, rocks):
     assert boot.tftp("pxelinux.cfg/0A01F", ("x", 1)) is None
     assert boot.tftp("pxelinux.cfg/default", ("x", 1)).decode().endswith("\tlocalboot 0\n")
     rocks.ok("enable discovery appliance=compute")
-    assert b"kernel vmlinuz" in boot.tftp("pxelinux.cfg/default", ("x", 1))
+    assert f"kernel {FILES}/vmlinuz".encode() in boot.tftp("pxelinux.cfg/default", ("x", 1))
     rocks.ok("disable discovery")
     assert b"localboot" in boot.tftp("pxelinux.cfg/default", ("x", 1))
     assert boot.tftp("pxelinux.0", ("x", 1)) is None
@@ -89,9 +91,9 @@ def test_grub_and_ipxe(boot, rocks):
     rocks.ok("set host boot compute-0-0 action=install")
     grub = boot.tftp("grub/grub.cfg-01-52-54-00-12-34-57", ("x", 1)).decode()
     assert (
-        "linux (tftp)/vmlinuz" in grub
+        "linux (http,10.1.1.1)/boot/files/vmlinuz" in grub
         and f"inst.ks={KS}" in grub
-        and "initrd (tftp)/initrd.img" in grub
+        and "initrd (http,10.1.1.1)/boot/files/initrd.img" in grub
     )
     assert "BOOTIF=01-$net_default_mac" in grub
     ipxe = boot.ipxe("52:54:00:12:34:57")
@@ -130,3 +132,29 @@ def test_a_roll_renders_the_boot_config_of_the_hosts_it_cares_about(rocks, confi
         assert boot.tftp("pxelinux.cfg/01-52-54-00-12-34-58", ("x", 1)).startswith(
             b"default rocks\n"
         )
+
+
+def test_the_payload_travels_over_http_unless_told_otherwise(rocks, config):
+    """TFTP carries only the loader and its config: kernels and initrds are URLs of nginx's
+    /boot/files/ (lpxelinux and GRUB fetch them over HTTP). `boot_payload=tftp` keeps Rocks'
+    plain names for loaders that cannot do HTTP."""
+    rocks.ok("add host compute-0-0")
+    rocks.ok("add host interface compute-0-0 eth0 52:54:00:12:34:57 ip=10.1.255.254 subnet=private")
+    rocks.ok("set host boot compute-0-0 action=install")
+    reader = Reader.connect(config.db_url, snapshot=False)
+    try:
+        http = BootConfigs(config.with_(http_port=8080), lambda: reader)
+        tftp = BootConfigs(config.with_(http_port=8080, boot_payload="tftp"), lambda: reader)
+        name = "pxelinux.cfg/01-52-54-00-12-34-57"
+        over_http = http.tftp(name, ("x", 1)).decode()
+        assert "\tkernel http://10.1.1.1:8080/boot/files/vmlinuz\n" in over_http
+        assert " initrd=http://10.1.1.1:8080/boot/files/initrd.img\n" in over_http
+        over_tftp = tftp.tftp(name, ("x", 1)).decode()
+        assert "\tkernel vmlinuz\n" in over_tftp and " initrd=initrd.img\n" in over_tftp
+        grub = http.tftp("grub.cfg-01-52-54-00-12-34-57", ("x", 1)).decode()
+        assert "linux (http,10.1.1.1:8080)/boot/files/vmlinuz " in grub
+        assert "linux (tftp)/vmlinuz " in tftp.tftp("grub.cfg-0A01FFFE", ("x", 1)).decode()
+        # iPXE fetches over HTTP either way.
+        assert "kernel http://10.1.1.1:8080/boot/files/vmlinuz " in tftp.ipxe("52:54:00:12:34:57")
+    finally:
+        reader.close()

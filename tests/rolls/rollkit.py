@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import textwrap
-import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,23 +153,20 @@ def read_repo(arch_dir: Path) -> dict[str, RepoPackage]:
 
 
 class Serve:
-    """The web app on 127.0.0.1 (an ephemeral port) in a thread, for a `with` block."""
+    """This server as nodes and other frontends reach it: provisionerd (nginx in front) on
+    127.0.0.1, an ephemeral port, for a `with` block."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
 
     def __enter__(self) -> str:
-        from werkzeug.serving import make_server
+        from provisioner.testing.daemon import Provisionerd
 
-        from provisioner.web import create_app
-
-        self.app = create_app(self.config)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_port}"
+        env = {"PROVISIONER_DATABASE_URL": self.config.database_url}
+        if not self.config.database_url:
+            env = {}
+        self.server = Provisionerd(self.config.home, env=env).start()
+        return self.server.url
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.app.extensions["provisioner"].events.stop()
+        self.server.stop()

@@ -282,18 +282,19 @@ def test_pxelinux_entries_of_the_other_boot_actions(rocks):
         rocks.ok("set host boot compute-0-0 action=os")
         return boot.tftp("pxelinux.cfg/01-52-54-00-00-00-01", ("10.1.255.254", 0)).decode()
 
+    files = "http://10.1.1.1/boot/files"
     assert pxelinux("pxeflash").splitlines()[-2:] == [
-        "\tkernel memdisk bigraw",
-        "\tappend initrd=pxeflash.img keeppxe",
+        f"\tkernel {files}/memdisk bigraw",
+        f"\tappend initrd={files}/pxeflash.img keeppxe",
     ]
-    assert pxelinux("memtest").splitlines()[-1] == "\tkernel memtest"
+    assert pxelinux("memtest").splitlines()[-1] == f"\tkernel {files}/memtest"
     rocks.ok("set host installaction compute-0-0 action=rescue")
     rocks.ok("set host boot compute-0-0 action=install")
     lines = boot.tftp("pxelinux.cfg/01-52-54-00-00-00-01", ("10.1.255.254", 0)).decode()
-    assert "\tkernel vmlinuz\n" in lines
+    assert f"\tkernel {files}/vmlinuz\n" in lines
     append = next(x for x in lines.splitlines() if x.startswith("\tappend "))
     # Rocks' word and today's installer's: anaconda honours inst.rescue.
-    assert append.split()[-3:] == ["rescue", "inst.rescue", "initrd=initrd.img"]
+    assert append.split()[-3:] == ["rescue", "inst.rescue", f"initrd={files}/initrd.img"]
     assert "ks=http://10.1.1.1/install/sbin/kickstart.cgi" in append
 
 

@@ -139,7 +139,8 @@ def register_commands() -> list[CommandRef]:
 
 @hookimpl
 def register_appliances() -> list[ApplianceSpec]:
-    installable = {"kickstartable": "yes", "dhcp_filename": "pxelinux.0"}
+    # lpxelinux.0: pxelinux that also fetches over HTTP, where kernels and initrds come from.
+    installable = {"kickstartable": "yes", "dhcp_filename": "lpxelinux.0"}
     return [
         ApplianceSpec(
             "frontend", "Frontend", node="server", attrs={**installable, "managed": "false"}

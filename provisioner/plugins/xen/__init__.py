@@ -70,7 +70,7 @@ def register_appliances() -> list[ApplianceSpec]:
             public=True,
             attrs={
                 "kickstartable": "yes",
-                "dhcp_filename": "pxelinux.0",
+                "dhcp_filename": "lpxelinux.0",
                 "managed": "true",
                 "xen": "true",
             },
