@@ -1,10 +1,11 @@
 """Issue 4, end to end: a real PXE client discovered and installed by our own provisionerd.
 
-In a namespace of its own the test runs provisionerd (HTTP on 80, TFTP on 69), dnsmasq with
-the configuration `rocks sync config` wrote (DHCP only, with its lease script), and a QEMU
-machine (TCG) that network-boots. With discovery on, the unknown machine becomes compute-0-0,
-loads pxelinux and its config from our TFTP, boots the netlab kernel, fetches its kickstart
-over HTTP from its own address and calls setPxeboot; its next TFTP config is `localboot 0`.
+In a namespace of its own the test runs provisionerd (nginx on 80 in front of gunicorn, TFTP on
+69), dnsmasq with the configuration `rocks sync config` wrote (DHCP only, with its lease
+script), and a QEMU machine (TCG) that network-boots. With discovery on, the unknown machine
+becomes compute-0-0, loads lpxelinux and its config from our TFTP, the netlab kernel and initrd
+over HTTP from nginx (the server's log shows it), fetches its kickstart from its own address
+and calls setPxeboot; its next TFTP config is `localboot 0`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def cluster(netns: Netns, boot_assets, tmp_path: Path):
         "PROVISIONER_TFTP_ROOT": str(tftp),
         "PROVISIONER_HTTP_PORT": "80",
         "PROVISIONER_HTTP_WORKERS": "2",
+        # pytest's directories are private (0700): nginx's workers stay root here.
+        "PROVISIONER_HTTP_USER": "root",
         "PROVISIONER_DNS_PORT": "0",
         "PROVISIONER_DNSMASQ_DIR": str(home / "dnsmasq"),
     }
@@ -80,6 +83,47 @@ def dnsmasq_text(env: dict[str, str], netns: Netns) -> str:
     return conf + f"interface={netns.bridge}\nenable-ra\ndhcp-range={netns.prefix6},ra-only\n"
 
 
+def payload_came_over_http(netns: Netns, client_ip: str | None, tftp: Path) -> None:
+    """From provisionerd's own log: the kernel and initrd were HTTP requests to nginx, whole,
+    from the node (`client_ip`, or any lab address: a machine being discovered loads them
+    from its pool lease); TFTP sent only the first-stage loader and configs."""
+    log = netns.workdir / "provisionerd.log"
+
+    def records() -> list[dict]:
+        out = []
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def files_over_http() -> list[dict] | None:
+        got = [
+            r
+            for r in records()
+            if r.get("component") == "nginx" and str(r.get("uri", "")).startswith("/boot/files/")
+        ]
+        return got if len(got) >= 2 else None
+
+    # nginx flushes its access log at least once a second.
+    http = netlab.wait_until(files_over_http, 10, "nginx to log the kernel and initrd")
+    by_uri = {r["uri"]: r for r in http}
+    for name in ("vmlinuz", "initrd.img"):
+        r = by_uri[f"/boot/files/{name}"]
+        assert r["status"] == 200, r
+        if client_ip is not None:
+            assert r["client"] == client_ip, r
+        else:
+            assert r["client"].startswith(netns.host(0)[:-1]) and r["client"] != netns.address
+        assert r["bytes"] == (tftp / name).stat().st_size, r
+    sent = [
+        str(r["message"])
+        for r in records()
+        if r.get("component") == "tftp" and "TFTP sending" in str(r.get("message"))
+    ]
+    assert sent, "no TFTP transfer logged"
+    assert not [m for m in sent if "vmlinuz" in m or "initrd" in m], sent
+
+
 def tftp_get(netns: Netns, path: str) -> str:
     done = netns.run(
         ["busybox", "tftp", "-g", "-r", path, "-l", "/dev/stdout", netns.address], timeout=30
@@ -107,8 +151,9 @@ def test_unknown_pxe_client_is_discovered_installed_and_flipped(netns, cluster, 
     assert int(report.get("ks", "bytes")) == len(profile.encode())
     events = rocks(env, "list", "host", "event", "compute-0-0")
     assert "discovered" in events and "kickstart" in events and "done" in events
-    # pxelinux came from our TFTP: dnsmasq only did DHCP.
+    # lpxelinux came from our TFTP (dnsmasq only did DHCP), the kernel and initrd from nginx.
     assert dnsmasq.log().tftp_sent == []
+    payload_came_over_http(netns, None, _tftp)
     assert "compute-0-0: os" in rocks(env, "list", "host", "boot", "compute-0-0")
     # The flip is visible in the very next boot config.
     cfg = tftp_get(netns, f"pxelinux.cfg/{netlab.pxelinux_cfg_name(MAC)}")
@@ -143,8 +188,9 @@ def test_uefi_client_boots_through_ipxe_over_http(netns, cluster, start_vm):
     profile = rocks(env, "list", "host", "profile", "compute-0-5")
     assert report.get("ks", "md5") == hashlib.md5(profile.encode()).hexdigest()
     assert "compute-0-5: os" in rocks(env, "list", "host", "boot", "compute-0-5")
-    # ipxe.efi came from our TFTP; the rest over HTTP.
+    # ipxe.efi came from our TFTP; the rest over HTTP, from nginx.
     assert dnsmasq.log().tftp_sent == []
+    payload_came_over_http(netns, netns.host(200), _tftp)
     script = netns.run(
         ["busybox", "wget", "-q", "-O", "-", f"http://{netns.address}/boot/ipxe?mac={mac}"]
     ).stdout
