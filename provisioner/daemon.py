@@ -494,6 +494,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"nginx configuration {front.paths.conf})"
         )
         return 0
+    log.info(
+        "HTTP on %s:%d through nginx (workers as %s): files from %s and %s, the rest from "
+        "gunicorn on unix:%s",
+        config.http_address,
+        config.http_port,
+        front.user.name or "this user",
+        config.install_dir,
+        config.tftp_dir,
+        front.paths.socket,
+        extra={"component": "daemon"},
+    )
     return Supervisor(build_children(config, front)).run()
 
 

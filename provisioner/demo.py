@@ -40,6 +40,29 @@ def free(port: int, kind: int) -> int:
     raise SystemExit(f"no free port near {port} on 127.0.0.1")
 
 
+def http_user(config: Config) -> str | None:
+    """Who nginx's workers run as in the demo: the default (www-data) when it can read the
+    demo's files, else the user running `make run` (a checkout under /root is private)."""
+    import pwd
+
+    from provisioner.web import nginx
+
+    if os.geteuid() != 0 or "PROVISIONER_HTTP_USER" in os.environ:
+        return None
+    for root in (config.install_dir, config.tftp_dir):
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        nginx.check_roots(config, nginx.worker_user(config))
+        return None
+    except Exception:  # noqa: BLE001 - any reason www-data cannot serve them
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        print(
+            f"(nginx's workers run as {me}: {config.http_user} cannot read {config.home}; "
+            "a real frontend keeps its files where it can, docs/deployment.md)"
+        )
+        return me
+
+
 def main() -> int:
     config = Config.load()
     app = App(config)
@@ -72,10 +95,14 @@ def main() -> int:
         "PROVISIONER_DNS_PORT": str(dns),
         "PROVISIONER_PUBLIC_URL": f"http://127.0.0.1:{http}",
     }
+    nginx_user = http_user(config)
+    if nginx_user:
+        env["PROVISIONER_HTTP_USER"] = nginx_user
     print(
         f"""
 provisionerd serves the demo cluster on 127.0.0.1 (Ctrl-C stops it):
-  HTTP  http://127.0.0.1:{http}/   kickstarts, install tree, callbacks, API
+  HTTP  http://127.0.0.1:{http}/   nginx: install tree and boot files itself; kickstarts,
+                                  callbacks and API through it from gunicorn's workers
   TFTP  127.0.0.1:{tftp}           boot configs computed from the database
   DNS   127.0.0.1:{dns}           zone "local" of the private network
 In another shell (export PROVISIONER_HOME={config.home}):

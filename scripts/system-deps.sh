@@ -6,14 +6,16 @@ set -euo pipefail
 
 # libvirt-python builds from source: it needs the headers, pkg-config and a compiler.
 # Rolls: createrepo_c makes the distribution's repository metadata, bsdtar reads roll ISOs.
-RUN_PKGS="libvirt-dev pkg-config gcc createrepo-c libarchive-tools"
+# nginx faces the nodes in front of the HTTP workers (provisionerd runs its own, never the
+# system's service).
+RUN_PKGS="libvirt-dev pkg-config gcc createrepo-c libarchive-tools nginx"
 # The suite also starts PostgreSQL, dnsmasq, QEMU PXE clients and libvirtd of its own, and
 # validates kickstarts; benchmarks compare with tftpd-hpa and dnsmasq (dnsperf drives DNS).
 E2E_PKGS="qemu-system-x86 ipxe-qemu ipxe pxelinux syslinux-common dnsmasq-base busybox-static ovmf \
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio"
 # rpm: the roll tests build small RPMs with rpmbuild; atftp and curl: TFTP interoperability.
 TEST_PKGS="$RUN_PKGS postgresql iproute2 rpm atftp curl $E2E_PKGS"
-BENCH_PKGS="$TEST_PKGS tftpd-hpa dnsperf"
+BENCH_PKGS="$TEST_PKGS tftpd-hpa dnsperf wrk"
 
 case "${1:-run}" in
   run) want=$RUN_PKGS ;;
@@ -50,7 +52,17 @@ fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Packages such as nginx and tftpd-hpa start a system service when installed; provisionerd
+# runs its own and the service would take port 80 or 69. Unless the machine already has a
+# policy, forbid service starts for the time of this install (Debian's policy-rc.d).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# provisioner scripts/system-deps.sh: no service starts during its install\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$log" "$policy"' EXIT
+else
+  trap 'rm -f "$log"' EXIT
+fi
 if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
   cat "$log" >&2
   echo "error: apt-get could not install: ${missing[*]}" >&2

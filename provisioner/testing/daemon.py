@@ -119,7 +119,11 @@ class Provisionerd:
         finally:
             log.close()
         if wait:
-            self.wait_http(timeout)
+            try:
+                self.wait_http(timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_http(self, timeout: float = 60.0) -> None:
