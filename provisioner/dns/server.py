@@ -7,8 +7,11 @@ tight `recvfrom`/`sendto` loop that answers plain queries from the resolver's pa
 only what it does not find there. Queries for names outside our zones are forwarded without
 blocking the loop (a forwarder thread matches upstream answers by a fresh random id and the
 question). TCP (RFC 7766: length-prefixed, several queries per connection) gets a thread per
-connection, bounded. With `reuse_port`, several processes can share one port (`serve()` uses
-that to put a server on every core).
+connection, at most `max_tcp_clients` of them; a connection lives at most `tcp_lifetime`
+seconds however it trickles, each query must arrive whole within `tcp_idle` seconds, and when
+every slot is taken a newcomer evicts a held connection instead of being refused. With
+`reuse_port`, several processes can share one port (`serve()` uses that to put a server on
+every core).
 
 Any resolver with `resolve(request, handler)` works; `ClusterResolver`'s `lookup`, `answer`,
 `learn` and `upstreams` are used when present.
@@ -29,7 +32,6 @@ from typing import Any
 from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
 from provisioner.dns.resolver import (
-    _recv_exact,
     handler_for,
     refused,
     relayed,
@@ -56,13 +58,20 @@ class DnsServer:
         *,
         reuse_port: bool = False,
         max_tcp_clients: int = 64,
-        tcp_idle: float = 10.0,
+        tcp_idle: float = 2.0,
+        tcp_lifetime: float = 10.0,
         max_forwards: int = 4096,
     ) -> None:
         self.resolver = resolver
         self.log = logger or log
-        self.max_tcp_clients = max_tcp_clients
+        self.max_tcp_clients = max(1, max_tcp_clients)
+        # RFC 7766 (6.2.3) lets a server close idle or long connections; clients reconnect. A
+        # query on a LAN arrives within milliseconds of the connection or of the previous
+        # answer, so 2 s is generous; 10 s covers a forwarded query waiting out the upstreams'
+        # whole timeout (2 s by default) several times over, and caps what one client, however
+        # it trickles, can hold a slot for.
         self.tcp_idle = tcp_idle
+        self.tcp_lifetime = tcp_lifetime
         self._family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self._udp, self._tcp = self._bind(address, port, tcp, reuse_port)
         self.address = self._udp.getsockname()[0]
@@ -70,11 +79,20 @@ class DnsServer:
         self._stopped = threading.Event()
         self._stopped.set()
         self._wake_r, self._wake_w = os.pipe()
-        self._tcp_slots = threading.BoundedSemaphore(max_tcp_clients)
-        self._tcp_conns: set[socket.socket] = set()
+        self._tcp_lock = threading.Condition()
+        self._tcp_clients: dict[socket.socket, _TcpClient] = {}
+        self._tcp_hosts: dict[str, int] = {}
+        self._tcp_threads = 0
         self._threads: list[threading.Thread] = []
         self._loop_thread: threading.Thread | None = None
-        self.stats = {"udp": 0, "tcp": 0, "slow": 0, "forwarded": 0, "malformed": 0}
+        self.stats = {
+            "udp": 0,
+            "tcp": 0,
+            "slow": 0,
+            "forwarded": 0,
+            "malformed": 0,
+            "tcp_evicted": 0,
+        }
         upstreams = getattr(resolver, "upstreams", None)
         self._forwarder = (
             _Forwarder(self._udp, upstreams, resolver.forward_timeout, self.log, max_forwards)
@@ -116,6 +134,18 @@ class DnsServer:
     def port(self) -> int:
         return int(self._udp.getsockname()[1])
 
+    @property
+    def tcp_clients(self) -> int:
+        """TCP connections held now."""
+        with self._tcp_lock:
+            return len(self._tcp_clients)
+
+    @property
+    def tcp_threads(self) -> int:
+        """Threads serving TCP connections now: `tcp_clients` plus evicted ones finishing."""
+        with self._tcp_lock:
+            return self._tcp_threads
+
     def __enter__(self) -> DnsServer:
         self.start_thread()
         return self
@@ -148,8 +178,7 @@ class DnsServer:
             self._stopping.set()
             for thread in self._threads:
                 thread.join(2)
-            for conn in list(self._tcp_conns):
-                _close(conn)
+            self._end_tcp_clients(2.0)
             if hasattr(self.resolver, "stop"):
                 self.resolver.stop()
             self._udp.close()
@@ -282,45 +311,152 @@ class DnsServer:
                     return
                 time.sleep(0.05)  # EMFILE and friends: do not spin
                 continue
-            if not self._tcp_slots.acquire(blocking=False):
+            client = _TcpClient(conn, addr[0], time.monotonic())
+            with self._tcp_lock:
+                admitted = self._admit(client)
+            if not admitted:
                 _close(conn)
                 continue
-            self._tcp_conns.add(conn)
-            threading.Thread(
-                target=self._tcp_client, args=(conn, addr), name="dns-tcp-client", daemon=True
-            ).start()
+            thread = threading.Thread(
+                target=self._tcp_client, args=(client, addr), name="dns-tcp-client", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: give the slot back
+                self._release(client)
 
-    def _tcp_client(self, conn: socket.socket, addr: tuple[str, int]) -> None:
+    def _admit(self, client: _TcpClient) -> bool:
+        """Take a slot for `client` (under `_tcp_lock`), evicting a held connection if all
+        are taken: refusing the newcomer would let whoever holds the slots lock everyone out.
+
+        The victim comes from the peer address holding the most connections, so a flood from
+        one address, or a few, reconnecting as fast as it can, only evicts its own connections
+        while anyone else holds fewer. Within that address it is the connection that has waited
+        longest for its next whole query (a trickle, a half message, an idle keep-alive;
+        waiting restarts at each answer). A client that sends its query at once is the most
+        recent waiter, so only a flood from its own address that opens `max_tcp_clients`
+        connections before its thread reads that query can evict it. A connection computing
+        an answer is never evicted (its thread would outlive its slot); if every slot is doing
+        that, which lasts at most a forward timeout, the newcomer is refused."""
+        if self._tcp_threads >= 2 * self.max_tcp_clients:
+            return False  # evicted threads not yet gone: bound the threads regardless
+        if len(self._tcp_clients) >= self.max_tcp_clients:
+            hosts = self._tcp_hosts
+            victim = max(
+                (c for c in self._tcp_clients.values() if not c.answering),
+                key=lambda c: (hosts[c.host], -c.waiting_since),
+                default=None,
+            )
+            if victim is None:
+                return False
+            victim.evicted = True
+            self._forget(victim)
+            self.stats["tcp_evicted"] += 1
+            # Under the lock: the victim's thread closes its socket only after taking the lock,
+            # so this cannot hit a reused descriptor. Its blocked recv or send returns at once.
+            _shutdown(victim.sock)
+        self._tcp_clients[client.sock] = client
+        self._tcp_hosts[client.host] = self._tcp_hosts.get(client.host, 0) + 1
+        self._tcp_threads += 1
+        return True
+
+    def _forget(self, client: _TcpClient) -> None:
+        if self._tcp_clients.pop(client.sock, None) is None:
+            return
+        left = self._tcp_hosts[client.host] - 1
+        if left:
+            self._tcp_hosts[client.host] = left
+        else:
+            del self._tcp_hosts[client.host]
+
+    def _end_tcp_clients(self, timeout: float) -> None:
+        with self._tcp_lock:
+            for client in self._tcp_clients.values():
+                client.evicted = True
+                _shutdown(client.sock)
+            self._tcp_lock.wait_for(lambda: self._tcp_threads == 0, timeout)
+
+    def _tcp_client(self, client: _TcpClient, addr: tuple[str, int]) -> None:
+        conn = client.sock
+        deadline = client.accepted + self.tcp_lifetime
         try:
-            conn.settimeout(self.tcp_idle)
             for _ in range(1000):
-                head = _recv_exact(conn, 2)
+                until = min(deadline, client.waiting_since + self.tcp_idle)
+                head = _recv_by(conn, 2, until)
                 if head is None:
                     return
-                data = _recv_exact(conn, struct.unpack("!H", head)[0])
+                data = _recv_by(conn, struct.unpack("!H", head)[0], until)
                 if data is None:
                     return
-                self.stats["tcp"] += 1
-                out = self.resolver.lookup(data) if hasattr(self.resolver, "table") else None
-                if out is None:
-                    try:
-                        out = self._slow(data, addr, "tcp")
-                    except Exception:  # noqa: BLE001
-                        self.log.exception("DNS query from %s failed", addr[0])
-                        out = refused(data, RCODE.SERVFAIL)
-                    if out is _FORWARD:
-                        out = self.resolver.forward(data, tcp=True) or refused(
-                            data, RCODE.SERVFAIL, ra=True
-                        )
-                if out is None:
+                with self._tcp_lock:
+                    if client.evicted:
+                        return
+                    client.answering = True
+                try:
+                    out = self._tcp_answer(data, addr)
+                finally:
+                    client.answering = False
+                left = deadline - time.monotonic()
+                if out is None or left <= 0:
                     return
+                conn.settimeout(left)  # sendall's timeout bounds the whole answer
                 conn.sendall(struct.pack("!H", len(out)) + out)
+                client.waiting_since = time.monotonic()
         except OSError:
             pass
         finally:
-            self._tcp_conns.discard(conn)
-            _close(conn)
-            self._tcp_slots.release()
+            self._release(client)
+
+    def _release(self, client: _TcpClient) -> None:
+        with self._tcp_lock:
+            self._forget(client)
+            self._tcp_threads -= 1
+            self._tcp_lock.notify_all()
+        _close(client.sock)  # only now: see _admit
+
+    def _tcp_answer(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
+        self.stats["tcp"] += 1
+        out = self.resolver.lookup(data) if hasattr(self.resolver, "table") else None
+        if out is None:
+            try:
+                out = self._slow(data, addr, "tcp")
+            except Exception:  # noqa: BLE001
+                self.log.exception("DNS query from %s failed", addr[0])
+                out = refused(data, RCODE.SERVFAIL)
+            if out is _FORWARD:
+                out = self.resolver.forward(data, tcp=True) or refused(
+                    data, RCODE.SERVFAIL, ra=True
+                )
+        return out
+
+
+class _TcpClient:
+    __slots__ = ("sock", "host", "accepted", "waiting_since", "answering", "evicted")
+
+    def __init__(self, sock: socket.socket, host: str, accepted: float) -> None:
+        self.sock = sock
+        self.host = host
+        self.accepted = accepted
+        self.waiting_since = accepted
+        self.answering = False
+        self.evicted = False
+
+
+def _recv_by(conn: socket.socket, n: int, until: float) -> bytes | None:
+    """Exactly n bytes by the monotonic time `until`, or None: a peer trickling a byte at a
+    time cannot stretch a message past it, as a timeout per recv would let it."""
+    chunks, got = [], 0
+    while got < n:
+        left = until - time.monotonic()
+        if left <= 0:
+            return None
+        conn.settimeout(left)
+        chunk = conn.recv(n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 class _Forwarder:
@@ -461,9 +597,13 @@ def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
-def _close(conn: socket.socket) -> None:
+def _shutdown(conn: socket.socket) -> None:
     try:
         conn.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _close(conn: socket.socket) -> None:
+    _shutdown(conn)
     conn.close()
