@@ -9,7 +9,8 @@ escape found by `realpath`, control characters) is refused with a TFTP error and
 transfer (its own TID, as RFC 1350 asks), driven by one epoll loop (`TransferLoop`), with
 retransmission on timeout and none on duplicate ACKs (no Sorcerer's Apprentice). With
 `workers` > 1, helper processes (`tftp_worker`) run loops of their own for part of the
-transfers; requests, paths and `dynamic` always stay in the service's process.
+transfers; requests, paths and `dynamic` always stay in the service's process, and a transfer
+moves to a helper only after its first ACK, so the unconfirmed ones (below) are all here.
 
 Why not tftpy, as the design first said: tftpy's server handles each packet through several
 layers of objects, logging calls and a select() over every socket, and in bench/tftp.py
@@ -22,6 +23,31 @@ so a slow database never stalls running transfers and the callable may keep a `R
 on its first call. It gets the cleaned relative path (`pxelinux.cfg/0A01FFFE`: leading `/`
 stripped, `\\` read as `/`, empty and `.` parts dropped) and the client's `(ip, port)`, and
 returns the file's bytes or None to fall through to the root.
+
+Limits, so that a flood of requests (spoofed, or from clients that never answer) cannot deny
+the service to real nodes (issue 9). A transfer is *unconfirmed* until the client's first ACK
+(the client may be spoofed or dead), *confirmed* after it:
+
+- at most `max_per_client` (8) transfers and queued requests per client address; more are
+  refused with an error. A PXE client has one or two at a time (a tsize probe, then the file);
+- at most `max_transfers` (1024) confirmed transfers; a request beyond them is refused with
+  "server busy" (only clients that answer can hold these, at most 8 per address);
+- at most `max_unconfirmed` (4096, fewer if open files are short) unconfirmed transfers; when
+  full, a new request evicts the oldest one instead of being refused, so a flood churns among
+  its own requests and a real node, which answers within milliseconds, always gets a slot
+  (requests not yet handled are kept to the newest `max_unconfirmed` too);
+- an unconfirmed transfer is resent at most once a second and dropped `unconfirmed_timeout`
+  (2.5 s) after it started, whatever `timeout` the client asked for;
+- the `timeout` option is accepted up to `max_timeout` (5 s; a larger one is left out of the
+  OACK, as RFC 2347 allows), and a confirmed transfer that gets no new ACK for `max_stall`
+  (10 s) ends at its next retransmission time, so within 15 s;
+- at most `max_pending` (256) requests wait for the `dynamic` worker (every request does, when
+  `dynamic` is set); when full the oldest waiting one is dropped unanswered (its client
+  retransmits), so a burst never queues without bound ahead of a real node.
+
+Each transfer holds a socket and often an open file, so the service raises its soft limit of
+open files to the hard one. Per-request lines are logged at info at most 20 a second; refusals,
+evictions and drops are counted in `stats` and summed up in one info line a second.
 """
 
 from __future__ import annotations
@@ -31,7 +57,7 @@ import errno
 import json
 import logging
 import os
-import queue
+import re
 import select
 import socket
 import stat
@@ -62,6 +88,25 @@ _PKTINFO = struct.Struct("@I4s4s")
 _HEADER = struct.Struct("!HH")
 _READ_CHUNK = 64 * 1024
 _NETASCII_LIMIT = 64 * 1024 * 1024
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# Requests read from the socket per wake-up, and handled before the transfers get a turn.
+_READ_BATCH = 1024
+_HANDLE_BATCH = 64
+# An unconfirmed transfer is resent at most this often, whatever timeout was negotiated.
+_UNCONFIRMED_RESEND = 1.0
+# Per-request info lines allowed a second, for clients that never answered and (a quota of its
+# own, so a spoofed flood cannot hide them) for transfers that got an ACK; the rest are counted
+# in stats["quiet"].
+_LOG_LINES_PER_SECOND = 20
+_REPORTED = {
+    "client_limit": "refused over the per-address limit",
+    "busy": "refused busy",
+    "evicted": "unconfirmed transfers evicted",
+    "unacknowledged": "dropped unacknowledged",
+    "pending_dropped": "queued requests dropped",
+    "overflow": "requests dropped unread",
+    "quiet": "log lines left out",
+}
 
 
 class TftpError(Exception):
@@ -123,7 +168,7 @@ def clean_path(name: str) -> str:
     """
     if "\\" in name:
         name = name.replace("\\", "/")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if _CONTROL.search(name):
         raise TftpError(ERR_ACCESS, "bad file name")
     parts = []
     for part in name.split("/"):
@@ -258,7 +303,8 @@ class Transfer:
 
     Blocks are counted from 1 without wrapping; the wire carries the count modulo 65536, so
     files above 65535 blocks roll over to block 0 like tftpd-hpa. `acked` is -1 while an OACK
-    waits for its ACK 0; `last` is known once a short block has been sent.
+    waits for its ACK 0; `last` is known once a short block has been sent. `fresh` (unconfirmed)
+    until the client's first ACK.
     """
 
     __slots__ = (
@@ -276,6 +322,7 @@ class Transfer:
         "retries",
         "oack",
         "started",
+        "fresh",
     )
 
     def __init__(
@@ -304,6 +351,7 @@ class Transfer:
         self.deadline = now + timeout
         self.retries = 0
         self.started = now
+        self.fresh = True
 
     def send_window(self, now: float) -> None:
         if self.window == 1 and self.last is None:
@@ -389,17 +437,39 @@ class Transfer:
 class TransferLoop:
     """The epoll loop that drives transfers: ACKs in, DATA out, retransmission on timeout.
     Other file descriptors (the request socket, a wake-up pipe, helper control sockets) are
-    watched with a handler each. Used by `TftpService` and by its helper processes."""
+    watched with a handler each. Used by `TftpService` and by its helper processes.
 
-    def __init__(self, log: logging.Logger, retries: int, tick: float) -> None:
+    A fresh (unconfirmed) transfer is resent at most once a second and dropped
+    `unconfirmed_timeout` after it started; a confirmed one ends after `retries` resends or
+    once it has had no new ACK for `max_stall`, at its next retransmission time. `on_confirm`
+    is called at a transfer's first ACK, `on_leave` when it leaves the loop. Once a second,
+    one info line sums up the counters of `_REPORTED` that moved.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        retries: int,
+        tick: float,
+        *,
+        max_stall: float = 10.0,
+        unconfirmed_timeout: float = 2.5,
+    ) -> None:
         self.log = log
         self.retries = retries
         self.tick = tick
+        self.max_stall = max_stall
+        self.unconfirmed_timeout = unconfirmed_timeout
         self.ep = select.epoll()
         self.transfers: dict[int, Transfer] = {}
         self.handlers: dict[int, Callable[[float], None]] = {}
         self.on_leave: Callable[[Transfer, bool], None] | None = None
+        self.on_confirm: Callable[[Transfer, float, bool], None] | None = None
+        self.on_report: Callable[[], str] | None = None
         self.stats: collections.Counter[str] = collections.Counter()
+        self._quota = [_LOG_LINES_PER_SECOND, _LOG_LINES_PER_SECOND]
+        self._reported: dict[str, int] = {}
+        self._last_report = time.monotonic()
 
     def watch(self, fd: int, handler: Callable[[float], None]) -> None:
         self.handlers[fd] = handler
@@ -412,16 +482,50 @@ class TransferLoop:
             except (OSError, ValueError):
                 pass
 
+    def note(self, level: int, msg: str, *args: object, answered: bool = False) -> None:
+        """Log a per-request line, unless this second's quota is spent (then count it): a
+        flood of requests must not become a flood of log lines. `answered`: the line is about
+        a transfer the client has acknowledged."""
+        if self._quota[answered] > 0:
+            self._quota[answered] -= 1
+            self.log.log(level, msg, *args)
+        elif self.log.isEnabledFor(level):
+            self.stats["quiet"] += 1
+
     def add(self, t: Transfer, now: float) -> None:
         """Start a transfer: register its socket and send the OACK or the first block."""
-        fd = t.sock.fileno()
-        self.transfers[fd] = t
-        self.ep.register(fd, select.EPOLLIN)
+        self.attach(t)
         self.stats["transfers"] += 1
         try:
             t.resend(now)
         except OSError as exc:
             self.end(t, f"network error: {exc.strerror}")
+            return
+        if t.fresh:
+            self._pace(t, now)
+
+    def attach(self, t: Transfer) -> None:
+        """Drive a transfer whose last packets have been sent (one handed over mid-way)."""
+        fd = t.sock.fileno()
+        self.transfers[fd] = t
+        self.ep.register(fd, select.EPOLLIN)
+
+    def detach(self, t: Transfer) -> None:
+        """Stop driving a transfer without closing it (it is being handed over)."""
+        fd = t.sock.fileno()
+        if self.transfers.get(fd) is t:
+            del self.transfers[fd]
+            try:
+                self.ep.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def _pace(self, t: Transfer, now: float) -> None:
+        """An unconfirmed transfer's next resend: at most a second away, never past its end,
+        whatever timeout the client asked for."""
+        t.deadline = min(
+            now + min(t.timeout, _UNCONFIRMED_RESEND), t.started + self.unconfirmed_timeout
+        )
 
     def run(self, stopping: Callable[[], bool]) -> None:
         ep = self.ep
@@ -441,7 +545,12 @@ class TransferLoop:
                     try:
                         n = t.sock.recv_into(buf)
                         if n == 4 and buf[1] == ACK and buf[0] == 0:
-                            if t.on_ack((buf[2] << 8) | buf[3], now):
+                            done = t.on_ack((buf[2] << 8) | buf[3], now)
+                            if t.fresh and t.acked > (-1 if t.oack is not None else 0):
+                                t.fresh = False
+                                if self.on_confirm is not None:
+                                    self.on_confirm(t, now, done)
+                            if done:
                                 self.finish(t, now)
                         elif n >= 2 and buf[1] == ERROR and buf[0] == 0:
                             self.end(t, "aborted by the client")
@@ -463,6 +572,8 @@ class TransferLoop:
             if now >= next_sweep:
                 next_sweep = now + tick
                 self.sweep(now)
+                if now - self._last_report >= 1.0:
+                    self.report(now)
 
     def finish(self, t: Transfer, now: float) -> None:
         self.stats["served"] += 1
@@ -470,8 +581,20 @@ class TransferLoop:
         self.forget(t, True)
 
     def end(self, t: Transfer, why: str, send_error: bool = False) -> None:
+        """End a transfer. One that never had an ACK is logged at debug only: a flood's
+        requests end that way by the thousand, and the summary line counts them."""
         self.stats["aborted"] += 1
-        self.log.info("TFTP transfer of %s to %s ended: %s", t.path, t.client[0], why)
+        if t.fresh:
+            self.log.debug("TFTP transfer of %s to %s ended: %s", t.path, t.client[0], why)
+        else:
+            self.note(
+                logging.INFO,
+                "TFTP transfer of %s to %s ended: %s",
+                t.path,
+                t.client[0],
+                why,
+                answered=True,
+            )
         if send_error:
             try:
                 t.sock.send(error_packet(ERR_UNDEFINED, why))
@@ -480,13 +603,7 @@ class TransferLoop:
         self.forget(t, False)
 
     def forget(self, t: Transfer, ok: bool) -> None:
-        fd = t.sock.fileno()
-        if self.transfers.get(fd) is t:
-            del self.transfers[fd]
-            try:
-                self.ep.unregister(fd)
-            except (OSError, ValueError):
-                pass
+        self.detach(t)
         t.close()
         if self.on_leave is not None:
             self.on_leave(t, ok)
@@ -494,13 +611,37 @@ class TransferLoop:
     def sweep(self, now: float) -> None:
         for t in [t for t in self.transfers.values() if now >= t.deadline]:
             t.retries += 1
-            if t.retries > self.retries:
+            if t.fresh:
+                if t.retries > self.retries or now >= t.started + self.unconfirmed_timeout:
+                    self.stats["unacknowledged"] += 1
+                    self.end(t, "timed out", send_error=True)
+                    continue
+            elif t.retries > self.retries or t.retries * t.timeout >= self.max_stall:
                 self.end(t, "timed out", send_error=True)
                 continue
             try:
                 t.resend(now)
             except OSError as exc:
                 self.end(t, f"network error: {exc.strerror}")
+                continue
+            if t.fresh:
+                self._pace(t, now)
+
+    def report(self, now: float) -> None:
+        """Refill the log quota; one line for the counters that moved since the last one."""
+        self._quota = [_LOG_LINES_PER_SECOND, _LOG_LINES_PER_SECOND]
+        stats = self.stats
+        moved = [(stats[k] - self._reported.get(k, 0), label) for k, label in _REPORTED.items()]
+        if any(n for n, _ in moved):
+            self._reported = {k: stats[k] for k in _REPORTED}
+            state = self.on_report() if self.on_report is not None else ""
+            self.log.info(
+                "TFTP in the last %.1f s: %s%s",
+                now - self._last_report,
+                ", ".join(f"{n} {label}" for n, label in moved if n),
+                f"; {state}" if state else "",
+            )
+        self._last_report = now
 
     def close(self) -> None:
         for t in list(self.transfers.values()):
@@ -529,6 +670,7 @@ class _Helper:
     ctrl: socket.socket
     active: int = 0
     remote: dict[tuple[str, int], str] = field(default_factory=dict)
+    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 def default_workers() -> int:
@@ -544,12 +686,14 @@ class TftpService:
 
     `start()` serves in the calling thread until `stop()`; `start_thread()` serves in a daemon
     thread. `timeout` and `retries` govern retransmission; a client's `timeout` option
-    overrides the first up to `max_timeout` (a larger one is left out of the OACK, so no client
-    pins a transfer for 255 s x retries). `max_transfers` bounds concurrent transfers and
-    pending requests.
+    overrides the first up to `max_timeout` (a larger one is left out of the OACK).
+    `max_transfers`, `max_unconfirmed`, `max_per_client`, `max_pending`, `unconfirmed_timeout`
+    and `max_stall` are the limits the module docstring describes; `stats` counts what they
+    refused, evicted and dropped.
     `workers` > 1 starts `workers - 1` helper processes (`provisioner.pxe.tftp_worker`) that
     share the transfers with this one, so large files use every core: requests, paths and the
-    `dynamic` callable stay here, and a helper gets the open file and the connected socket.
+    `dynamic` callable stay here, and a helper gets the open file and the connected socket of
+    a transfer once the client has acknowledged its first packet.
     """
 
     def __init__(
@@ -565,7 +709,12 @@ class TftpService:
         max_blksize: int = MAX_BLKSIZE,
         max_windowsize: int = 64,
         max_transfers: int = 1024,
-        max_timeout: int = 30,
+        max_unconfirmed: int = 4096,
+        max_per_client: int = 8,
+        max_pending: int = 256,
+        max_timeout: int = 5,
+        unconfirmed_timeout: float = 2.5,
+        max_stall: float = 10.0,
         workers: int = 1,
     ) -> None:
         self.files = TftpFiles(root, dynamic)
@@ -575,8 +724,22 @@ class TftpService:
         self.max_blksize = max(8, min(max_blksize, MAX_BLKSIZE))
         self.max_windowsize = max(1, max_windowsize)
         self.max_transfers = max_transfers
+        self.max_per_client = max(1, max_per_client)
+        self.max_pending = max(1, max_pending)
         self.max_timeout = max_timeout
+        self.max_stall = max_stall
         self.workers = max(1, workers)
+        # Each transfer holds a socket and an open file; keep 256 descriptors for the rest.
+        files = _raise_open_files_limit()
+        room = max(64, (files - 256) // 2 - max_transfers)
+        self.max_unconfirmed = max(1, min(max_unconfirmed, room))
+        if self.max_unconfirmed < max_unconfirmed:
+            self.log.warning(
+                "TFTP: %d open files allowed, so at most %d unconfirmed transfers (not %d)",
+                files,
+                self.max_unconfirmed,
+                max_unconfirmed,
+            )
         self._family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self._sock = socket.socket(self._family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -592,14 +755,33 @@ class TftpService:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._loop = TransferLoop(self.log, retries, max(0.01, min(0.1, timeout / 4)))
+        self._loop = TransferLoop(
+            self.log,
+            retries,
+            max(0.01, min(0.1, timeout / 4)),
+            max_stall=max_stall,
+            unconfirmed_timeout=unconfirmed_timeout,
+        )
         self._loop.on_leave = self._left
+        self._loop.on_confirm = self._confirmed
+        self._loop.on_report = self._state
         self.stats = self._loop.stats
+        # The latest transfer or request of each client (ip, port), to recognise a
+        # retransmitted request; and per address, how many transfers and requests it has
+        # (here, queued or in helpers), for the per-address limit.
         self._by_client: dict[tuple[str, int], Transfer | _Job | _Helper] = {}
+        self._per_ip: dict[str, int] = {}
+        # Unconfirmed transfers of this process, oldest first: the next to evict.
+        self._unconfirmed: collections.OrderedDict[Transfer, None] = collections.OrderedDict()
         self._helpers: list[_Helper] = []
         self._pending = 0
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._queue_cv = threading.Condition()
+        self._worker_stop = False
         self._done: collections.deque[_Job] = collections.deque()
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._backlog: collections.deque[tuple[bytes, tuple[str, int], str | None]] = (
+            collections.deque()
+        )
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -613,6 +795,29 @@ class TftpService:
     @property
     def active_transfers(self) -> int:
         return len(self._loop.transfers) + sum(h.active for h in self._helpers)
+
+    @property
+    def unconfirmed_transfers(self) -> int:
+        """Transfers whose client has not acknowledged anything yet."""
+        return len(self._unconfirmed)
+
+    @property
+    def confirmed_transfers(self) -> int:
+        """Transfers the client has acknowledged at least once, here and in helpers."""
+        return (
+            len(self._loop.transfers)
+            - len(self._unconfirmed)
+            + sum(h.active for h in self._helpers)
+        )
+
+    @property
+    def pending_requests(self) -> int:
+        """Requests waiting for the `dynamic` worker or for their transfer to start."""
+        return self._pending
+
+    def requests_from(self, ip: str) -> int:
+        """Transfers and requests on their way for one client address (its limit's count)."""
+        return self._per_ip.get(ip, 0)
 
     def __enter__(self) -> TftpService:
         self.start_thread()
@@ -665,7 +870,9 @@ class TftpService:
             self._loop.run(self._stopping.is_set)
         finally:
             if worker is not None:
-                self._jobs.put(None)
+                with self._queue_cv:
+                    self._worker_stop = True
+                    self._queue_cv.notify()
                 worker.join(5)
             self._close()
             self._stopped.set()
@@ -685,6 +892,8 @@ class TftpService:
                 helper.proc.wait()
         self._helpers.clear()
         self._by_client.clear()
+        self._per_ip.clear()
+        self._unconfirmed.clear()
         self._sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -695,6 +904,19 @@ class TftpService:
         except OSError:
             pass  # full (a wake-up is pending anyway) or closed
 
+    def _count(self, ip: str, n: int) -> None:
+        count = self._per_ip.get(ip, 0) + n
+        if count > 0:
+            self._per_ip[ip] = count
+        else:
+            self._per_ip.pop(ip, None)
+
+    def _state(self) -> str:
+        return (
+            f"now {self.unconfirmed_transfers} unconfirmed, {self.confirmed_transfers} "
+            f"confirmed, {self._pending} queued"
+        )
+
     def _start_helper(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [
@@ -704,6 +926,7 @@ class TftpService:
             str(theirs.fileno()),
             str(self.retries),
             logging.getLevelName(self.log.getEffectiveLevel()),
+            str(self.max_stall),
         ]
         try:
             proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
@@ -733,6 +956,8 @@ class TftpService:
                 for client in helper.remote:
                     if self._by_client.get(client) is helper:
                         del self._by_client[client]
+                for ip, n in helper.per_ip.items():
+                    self._count(ip, -n)
                 return
             ip, _, port = msg.decode().rpartition(" ")
             client = (ip, int(port))
@@ -740,10 +965,17 @@ class TftpService:
             helper.remote.pop(client, None)
             if self._by_client.get(client) is helper:
                 del self._by_client[client]
+            if helper.per_ip[ip] > 0:
+                helper.per_ip[ip] -= 1
+                self._count(ip, -1)
 
     def _on_requests(self, now: float) -> None:
+        """Read what the socket holds into the backlog (reading is cheap), keeping the newest
+        `max_unconfirmed`: older ones would only start transfers that the newer ones evict
+        before a client could answer. Then handle a batch of them."""
         sock = self._sock
-        for _ in range(64):
+        backlog = self._backlog
+        for _ in range(_READ_BATCH):
             local: str | None = None
             try:
                 if self._pktinfo:
@@ -756,14 +988,32 @@ class TftpService:
                 else:
                     data, addr = sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 continue
             self.stats["packets"] += 1
+            backlog.append((data, (addr[0], addr[1]), local))
+        excess = len(backlog) - self.max_unconfirmed
+        if excess > 0:
+            self.stats["overflow"] += excess
+            for _ in range(excess):
+                backlog.popleft()
+        self._handle_backlog(now)
+
+    def _handle_backlog(self, now: float) -> None:
+        """A batch of requests, oldest first; if some are left, come back (through the wake-up
+        pipe) after the transfers' ACKs had their turn."""
+        backlog = self._backlog
+        for _ in range(_HANDLE_BATCH):
+            if not backlog:
+                return
+            data, client, local = backlog.popleft()
             try:
-                self._on_request(data, (addr[0], addr[1]), local, now)
+                self._on_request(data, client, local, now)
             except Exception:  # noqa: BLE001 - one bad packet must not stop the service
-                self.log.exception("TFTP request from %s:%d failed", addr[0], addr[1])
+                self.log.exception("TFTP request from %s:%d failed", client[0], client[1])
+        if backlog:
+            self._wake()
 
     def _on_request(
         self, data: bytes, client: tuple[str, int], local: str | None, now: float
@@ -789,7 +1039,9 @@ class TftpService:
             path = clean_path(request.filename)
         except TftpError as exc:
             self.stats["refused"] += 1
-            self.log.info("TFTP refused %r from %s: %s", data[2:66], client[0], exc.message)
+            self._loop.note(
+                logging.INFO, "TFTP refused %r from %s: %s", data[2:66], client[0], exc.message
+            )
             self._send_error(client, local, exc.code, exc.message)
             return
         self.stats["requests"] += 1
@@ -802,22 +1054,47 @@ class TftpService:
                 return
             elif isinstance(previous, Transfer):
                 self._loop.end(previous, "superseded by a new request")
-        if self.active_transfers + self._pending >= self.max_transfers:
+        if self._per_ip.get(client[0], 0) >= self.max_per_client:
+            self.stats["refused"] += 1
+            self.stats["client_limit"] += 1
+            self._send_error(client, local, ERR_UNDEFINED, "too many requests from you")
+            return
+        if self.confirmed_transfers >= self.max_transfers:
+            self.stats["refused"] += 1
+            self.stats["busy"] += 1
             self._send_error(client, local, ERR_UNDEFINED, "server busy, try again")
             return
         job = _Job(path, client, local, request)
         if self.files.dynamic is None:
             self._begin(job, now)
             return
-        self._pending += 1
         self._by_client[client] = job
-        self._jobs.put(job)
+        self._count(client[0], 1)
+        self._pending += 1
+        dropped = None
+        with self._queue_cv:
+            if len(self._queue) >= self.max_pending:
+                # The oldest waiting request goes, unanswered: its client retransmits, and a
+                # burst never queues more than max_pending ahead of a real node's request.
+                dropped = self._queue.popleft()
+            self._queue.append(job)
+            self._queue_cv.notify()
+        if dropped is not None:
+            self._pending -= 1
+            self.stats["pending_dropped"] += 1
+            self._count(dropped.client[0], -1)
+            if self._by_client.get(dropped.client) is dropped:
+                del self._by_client[dropped.client]
 
     def _dynamic_worker(self) -> None:
+        cv, jobs = self._queue_cv, self._queue
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
+            with cv:
+                while not jobs:
+                    if self._worker_stop:
+                        return
+                    cv.wait()
+                job = jobs.popleft()
             try:
                 job.content = self.files.computed(job.path, job.client)
             except Exception:  # noqa: BLE001 - a renderer bug costs one request, not the server
@@ -835,13 +1112,16 @@ class TftpService:
         while self._done:
             job = self._done.popleft()
             self._pending -= 1
+            self._count(job.client[0], -1)
             if self._by_client.get(job.client) is job:
                 del self._by_client[job.client]
             if not self._stopping.is_set():
                 self._begin(job, now)
+        if self._backlog:
+            self._handle_backlog(now)
 
     def _begin(self, job: _Job, now: float) -> None:
-        """Open what the path names, negotiate, and start the transfer here or in a helper."""
+        """Open what the path names, negotiate, and start the transfer (unconfirmed, here)."""
         client, local = job.client, job.local
         source: Source | None = None
         sock: socket.socket | None = None
@@ -859,94 +1139,132 @@ class TftpService:
                 source.close()
                 source = BytesSource(to_netascii(whole))
             blksize, window, timeout, accepted = self._negotiate(job.request.options, source)
+            self._make_room()
             sock = socket.socket(self._family, socket.SOCK_DGRAM)
             sock.setblocking(False)
             sock.bind((local or self.address, 0))
             sock.connect(client)
         except TftpError as exc:
             self.stats["refused"] += 1
-            self.log.info("TFTP refused %s to %s: %s", job.path, client[0], exc.message)
+            self._loop.note(
+                logging.INFO, "TFTP refused %s to %s: %s", job.path, client[0], exc.message
+            )
             if source is not None:
                 source.close()
             self._send_error(client, local, exc.code, exc.message)
             return
         except OSError as exc:
-            self.log.warning("TFTP cannot send %s to %s: %s", job.path, client[0], exc)
+            self._loop.note(
+                logging.WARNING, "TFTP cannot send %s to %s: %s", job.path, client[0], exc
+            )
             if source is not None:
                 source.close()
             if sock is not None:
                 sock.close()
             self._send_error(client, local, ERR_UNDEFINED, "server error")
             return
+        previous = self._by_client.get(client)
+        if isinstance(previous, Transfer):
+            # Requests for two paths from one port crossed in the dynamic queue: the newest
+            # transfer wins, so one port never holds more than one here.
+            self._loop.end(previous, "superseded by a new request")
         oack = oack_packet(accepted) if accepted else None
-        self.log.info(
-            "TFTP sending %s (%d bytes%s) to %s:%d",
+        self.log.debug(
+            "TFTP offering %s (%d bytes%s) to %s:%d",
             job.path,
             source.size,
             ", computed" if job.content is not None else "",
             client[0],
             client[1],
         )
-        helper = self._pick_helper()
-        if helper is not None:
-            if self._hand_over(helper, job, sock, source, (blksize, window, timeout), oack):
-                return
         t = Transfer(sock, client, job.path, source, blksize, window, timeout, oack, now)
+        self._unconfirmed[t] = None
         self._by_client[client] = t
+        self._count(client[0], 1)
         self._loop.add(t, now)
 
+    def _make_room(self) -> None:
+        """Evict the oldest unconfirmed transfers while there are `max_unconfirmed`."""
+        while len(self._unconfirmed) >= self.max_unconfirmed:
+            oldest, _ = self._unconfirmed.popitem(last=False)
+            self.stats["evicted"] += 1
+            self._loop.end(oldest, "evicted unconfirmed")
+
+    def _confirmed(self, t: Transfer, now: float, done: bool) -> None:
+        """The client's first ACK: the transfer counts as confirmed, and may move to a helper."""
+        self._unconfirmed.pop(t, None)
+        self._loop.note(
+            logging.INFO,
+            "TFTP sending %s (%d bytes) to %s:%d",
+            t.path,
+            t.source.size,
+            t.client[0],
+            t.client[1],
+            answered=True,
+        )
+        if done:
+            return
+        if self.confirmed_transfers > self.max_transfers:
+            self.stats["busy"] += 1
+            self._loop.end(t, "server busy, try again", send_error=True)
+            return
+        helper = self._pick_helper()
+        if helper is not None:
+            self._hand_over(helper, t)
+
     def _pick_helper(self) -> _Helper | None:
-        """The least busy process, this one first on a tie; None means this one."""
+        """The least busy process, this one first on a tie; None means this one. This
+        process's count leaves out the transfer being placed."""
         best: _Helper | None = None
-        load = len(self._loop.transfers)
+        load = len(self._loop.transfers) - len(self._unconfirmed) - 1
         for helper in self._helpers:
             if helper.active < load:
                 best, load = helper, helper.active
         return best
 
-    def _hand_over(
-        self,
-        helper: _Helper,
-        job: _Job,
-        sock: socket.socket,
-        source: Source,
-        params: tuple[int, int, float],
-        oack: bytes | None,
-    ) -> bool:
-        """Give the helper the connected socket and the file (computed content goes through a
-        memfd); False if its control socket is full, and the transfer stays here."""
-        blksize, window, timeout = params
+    def _hand_over(self, helper: _Helper, t: Transfer) -> bool:
+        """Give the helper the connected socket, the file (computed content goes through a
+        memfd) and where the transfer stands; False if its control socket is full, and the
+        transfer stays here."""
+        source = t.source
         if isinstance(source, FileSource):
             fd = source.fd
         else:
             fd = os.memfd_create("tftp", os.MFD_CLOEXEC)
             _write_all(fd, source)
         header = {
-            "path": job.path,
-            "client": list(job.client),
+            "path": t.path,
+            "client": list(t.client),
             "size": source.size,
-            "blksize": blksize,
-            "window": window,
-            "timeout": timeout,
-            "oack": oack.decode("latin-1") if oack else None,
+            "blksize": t.blksize,
+            "window": t.window,
+            "timeout": t.timeout,
+            "acked": t.acked,
+            "sent": t.sent,
+            "last": t.last,
         }
+        self._loop.detach(t)
         try:
-            socket.send_fds(helper.ctrl, [json.dumps(header).encode()], [sock.fileno(), fd])
+            socket.send_fds(helper.ctrl, [json.dumps(header).encode()], [t.sock.fileno(), fd])
         except OSError:
             if fd != getattr(source, "fd", None):
                 os.close(fd)
+            self._loop.attach(t)
             return False
         if fd != getattr(source, "fd", None):
             os.close(fd)
-        source.close()
-        sock.close()
+        t.close()
         helper.active += 1
-        helper.remote[job.client] = job.path
+        helper.remote[t.client] = t.path
+        helper.per_ip[t.client[0]] += 1  # the count moves with the transfer
+        if self._by_client.get(t.client) is t:
+            self._by_client[t.client] = helper
         self.stats["handed_over"] += 1
-        self._by_client[job.client] = helper
         return True
 
     def _left(self, t: Transfer, ok: bool) -> None:
+        self._unconfirmed.pop(t, None)
+        self._count(t.client[0], -1)
         if self._by_client.get(t.client) is t:
             del self._by_client[t.client]
 
@@ -996,6 +1314,22 @@ def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
+def _raise_open_files_limit() -> int:
+    """Raise the soft limit of open files to the hard one (each transfer holds a socket and
+    often a file); the soft limit in force after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
 def _write_all(fd: int, source: BytesSource) -> None:
     view = memoryview(source.data)
     while view:
@@ -1003,7 +1337,8 @@ def _write_all(fd: int, source: BytesSource) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m provisioner.pxe.tftp ROOT [ADDRESS [PORT]] [--workers N]`: serve a directory."""
+    """`python -m provisioner.pxe.tftp ROOT [ADDRESS [PORT]] [--workers N]
+    [--max-per-client N]`: serve a directory."""
     import argparse
     import signal
 
@@ -1012,10 +1347,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("address", nargs="?", default="127.0.0.1")
     parser.add_argument("port", nargs="?", type=int, default=6969)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--max-per-client", type=int, default=8)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    service = TftpService(Path(args.root), args.address, args.port, workers=args.workers)
+    service = TftpService(
+        Path(args.root),
+        args.address,
+        args.port,
+        workers=args.workers,
+        max_per_client=args.max_per_client,
+    )
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     print(f"serving {args.root} on {service.address}:{service.port}", flush=True)
     try:

@@ -1,11 +1,15 @@
 """A TFTP helper process: serves the transfers `TftpService` hands over on a control socket.
 
-Started by `TftpService(workers=N)` as `python -m provisioner.pxe.tftp_worker FD RETRIES LEVEL`.
-Each message on the control socket (AF_UNIX, SOCK_SEQPACKET) is a JSON header with two file
-descriptors: the transfer's socket, already bound and connected to the client, and the file
-to send (a regular file or a memfd holding computed content). Paths, the root and the database
-stay in the parent; this process only moves blocks. It reports each transfer that leaves as
-`ip port` and exits when the parent closes the control socket.
+Started by `TftpService(workers=N)` as
+`python -m provisioner.pxe.tftp_worker FD RETRIES LEVEL MAX_STALL`. Each message on the control
+socket (AF_UNIX, SOCK_SEQPACKET) is a JSON header with two file descriptors: the transfer's
+socket, already bound and connected to the client, and the file to send (a regular file or a
+memfd holding computed content). The parent hands a transfer over only after the client's first
+ACK, so the header says where it stands (`acked`, `sent`, `last`): the blocks up to `sent` are
+out, and this process goes on from the client's next ACK or the next timeout. Paths, the root,
+the database and the unconfirmed transfers stay in the parent; this process only moves blocks.
+It reports each transfer that leaves as `ip port` and exits when the parent closes the control
+socket.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import time
 from provisioner.pxe.tftp import FileSource, Transfer, TransferLoop
 
 
-def serve(ctrl: socket.socket, retries: int, log: logging.Logger) -> None:
-    loop = TransferLoop(log, retries, 0.05)
+def serve(ctrl: socket.socket, retries: int, log: logging.Logger, max_stall: float = 10.0) -> None:
+    loop = TransferLoop(log, retries, 0.05, max_stall=max_stall)
     done = False
 
     def on_leave(t: Transfer, ok: bool) -> None:
@@ -51,7 +55,7 @@ def serve(ctrl: socket.socket, retries: int, log: logging.Logger) -> None:
             head = json.loads(msg)
             sock = socket.socket(fileno=fds[0])
             sock.setblocking(False)
-            oack = head["oack"].encode("latin-1") if head["oack"] else None
+            now = time.monotonic()
             t = Transfer(
                 sock,
                 (head["client"][0], int(head["client"][1])),
@@ -60,10 +64,12 @@ def serve(ctrl: socket.socket, retries: int, log: logging.Logger) -> None:
                 int(head["blksize"]),
                 int(head["window"]),
                 float(head["timeout"]),
-                oack,
-                time.monotonic(),
+                None,
+                now,
             )
-            loop.add(t, time.monotonic())
+            t.acked, t.sent, t.fresh = int(head["acked"]), int(head["sent"]), False
+            t.last = None if head["last"] is None else int(head["last"])
+            loop.attach(t)
 
     ctrl.setblocking(False)
     loop.on_leave = on_leave
@@ -77,6 +83,7 @@ def serve(ctrl: socket.socket, retries: int, log: logging.Logger) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fd, retries, level = int(args[0]), int(args[1]), args[2] if len(args) > 2 else "WARNING"
+    max_stall = float(args[3]) if len(args) > 3 else 10.0
     # The parent decides when to stop (it closes the control socket, or dies): a TERM sent to
     # the whole process group must not cut running transfers before the parent has ended them.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s tftp-worker %(message)s")
     ctrl = socket.socket(fileno=fd)
     try:
-        serve(ctrl, retries, logging.getLogger("provisioner.tftp"))
+        serve(ctrl, retries, logging.getLogger("provisioner.tftp"), max_stall)
     finally:
         ctrl.close()
     return 0

@@ -144,9 +144,11 @@ def test_invalid_options_are_left_out(serve, tree):
     assert got.options == {"blksize": "4096"}
     got = get(service, "f1024", options={"blksize": 4, "utimeout": 5, "tsize": " 0"})
     assert got.options == {} and got.data == (tree / "f1024").read_bytes()
-    got = get(service, "f1", options={"timeout": 31, "blksize": "+1024", "windowsize": "2_0"})
+    got = get(service, "f1", options={"timeout": 6, "blksize": "+1024", "windowsize": "2_0"})
     assert got.options == {}
-    assert get(service, "f1", options={"timeout": 30}).options == {"timeout": "30"}
+    # Above max_timeout (5 s by default) the option is left out: no client pins a slot long.
+    assert get(service, "f1", options={"timeout": 30}).options == {}
+    assert get(service, "f1", options={"timeout": 5}).options == {"timeout": "5"}
 
 
 def test_exact_multiple_of_blksize_ends_with_empty_block(serve, tree):
@@ -392,6 +394,7 @@ def test_retransmitted_request_does_not_start_a_second_transfer(serve):
 
 
 def test_too_many_transfers(serve):
+    """max_transfers bounds the transfers a client has acknowledged (confirmed ones)."""
     service = serve(timeout=1.0, max_transfers=2)
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
     try:
@@ -399,9 +402,15 @@ def test_too_many_transfers(serve):
         for s in socks:
             s.settimeout(1)
             s.sendto(request_packet("f1024"), ("127.0.0.1", service.port))
-            replies.append(s.recv(2048))
+            reply, peer = s.recvfrom(2048)
+            replies.append(reply)
+            if reply[:2] == b"\x00\x03":
+                # Acknowledged, and block 2 came: the transfer is confirmed.
+                s.sendto(b"\x00\x04\x00\x01", peer)
+                assert s.recv(2048)[:4] == b"\x00\x03\x00\x02"
         assert [r[:2] for r in replies] == [b"\x00\x03", b"\x00\x03", b"\x00\x05"]
         assert replies[2][2:4] == struct.pack("!H", ERR_UNDEFINED)
+        assert service.confirmed_transfers == 2
     finally:
         for s in socks:
             s.close()
