@@ -198,8 +198,9 @@ class Config:
         "tftp_root",
         Path(""),
         Path,
-        "Directory of boot loaders and kernels served over TFTP (pxelinux.0, ldlinux.c32, "
-        "ipxe.efi, vmlinuz...). Boot configs are computed, not read from it. Empty means "
+        "Directory of boot loaders and boot files (lpxelinux.0, ldlinux.c32, ipxe.efi, "
+        "vmlinuz, initrd.img...): TFTP serves the loaders from it, nginx the kernels and "
+        "initrds as `/boot/files/`. Boot configs are computed, not read from it. Empty means "
         "`$PROVISIONER_HOME/tftpboot`.",
         "server",
     )
