@@ -1305,9 +1305,12 @@ class TftpService:
             pass  # an error reply is best effort
 
 
-def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
-    """Room for a burst of requests (a rack powering on at once). FORCE passes the system's
-    rmem_max when we may (root, as a server on port 69 usually is)."""
+def _big_receive_buffer(sock: socket.socket, size: int = 16 << 20) -> None:
+    """Room for a burst of requests (a rack powering on at once, or a flood: each small request
+    takes about 830 bytes of it, so 16 MB, which Linux doubles, holds some 40,000, and a node
+    asking after a burst is not dropped before the service reads it). FORCE passes the
+    system's rmem_max when we may (root, as a server on port 69 usually is); the memory is
+    only used while requests wait."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
     except OSError:
