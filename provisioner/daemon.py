@@ -205,7 +205,7 @@ class HttpFront:
             "--workers",
             str(workers),
             "--worker-class",
-            "sync",
+            "provisioner.web.worker.ProxiedWorker",
             "--backlog",
             "4096",
             "--timeout",

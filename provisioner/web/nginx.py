@@ -265,8 +265,13 @@ http {{
     large_client_header_buffers 4 8k;
     client_max_body_size 1m;
 
+    # Connections to the workers stay open between requests (provisioner/web/worker.py): no
+    # connect, accept or close per kickstart.
     upstream provisioner_app {{
         server {upstream} max_fails=0;
+        keepalive 32;
+        keepalive_requests 100000;
+        keepalive_timeout 60s;
     }}
 
     server {{
@@ -274,7 +279,8 @@ http {{
         server_name _;
 
         # The dynamic paths: to gunicorn, whole requests in, whole responses out.
-        proxy_http_version 1.0;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         proxy_set_header Host $http_host;
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $remote_addr;
@@ -288,9 +294,10 @@ http {{
         proxy_connect_timeout 10s;
         proxy_send_timeout 60s;
         proxy_read_timeout 300s;
-        # A request is never sent to the workers twice (callbacks and API writes are not
-        # idempotent).
-        proxy_next_upstream off;
+        # A kept-alive connection the workers closed (a worker replaced) is tried once more
+        # for GET and HEAD; a POST (callbacks, API writes) is never sent twice.
+        proxy_next_upstream error;
+        proxy_next_upstream_tries 2;
 
         location / {{
             proxy_pass http://provisioner_app;
