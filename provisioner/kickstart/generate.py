@@ -518,16 +518,19 @@ def _do_partition_pre() -> list[Part]:
     ]
 
 
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def partition_json(host: str, appliance: str, rows: Sequence[Mapping[str, str]]) -> str:
     """The per-host data the helper reads from /tmp/rocks_partition.json (one line)."""
-    return json.dumps(
+    # One encoder for every call: json.dumps(sort_keys=True) builds a new one each time.
+    return _SORTED_JSON.encode(
         {
             "host": host,
             "appliance": appliance,
             "frontend": appliance == "frontend",
             "partitions": [dict(r) for r in rows],
-        },
-        sort_keys=True,
+        }
     )
 
 

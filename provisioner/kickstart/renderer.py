@@ -447,9 +447,18 @@ _shared: dict[Any, KickstartRenderer] = {}
 _shared_lock = threading.Lock()
 
 
+_last_shared: tuple[Config | None, KickstartRenderer | None] = (None, None)
+
+
 def shared_renderer(config: Config, hooks: Hooks | None = None) -> KickstartRenderer:
     """One renderer per configuration in this process, for callers that cannot keep one
     (a hook implementation): its caches then live as long as the process."""
+    global _last_shared
+    last_config, last = _last_shared
+    if last_config is config and last is not None:
+        # The same Config object as last time (every kickstart of a server process): no
+        # hashing of all its fields, no lock.
+        return last
     with _shared_lock:
         found = _shared.get(config)
         if found is None:
@@ -459,4 +468,5 @@ def shared_renderer(config: Config, hooks: Hooks | None = None) -> KickstartRend
                 hooks = Hooks.from_config(config)
             found = KickstartRenderer(config, hooks)
             _shared[config] = found
+        _last_shared = (config, found)
         return found
