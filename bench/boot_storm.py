@@ -595,6 +595,7 @@ class StormResult:
     probe: dict[str, object]
     cpu: dict[str, float]
     deadline_hit: bool
+    probe_requests: list[tuple[float, float, int]]
     round: int = 1
 
 
@@ -614,10 +615,11 @@ def storm(target: Target, plan: Plan, ksload: Path, work: Path, seconds: float) 
     probe_addrs = work / "probe-addrs"
     probe_addrs.write_text("".join(f"{host_ip(i)}\n" for i in range(plan.nodes, plan.hosts)))
     meter = CpuMeter(target.cpu_parts).start()
-    with KsloadProbe(ksload, target.http_port, probe_addrs, plan.probe_rate, seconds) as probe:
+    log = work / f"probe-{target.key}.log"
+    with KsloadProbe(ksload, target.http_port, probe_addrs, plan.probe_rate, seconds, log) as p:
         runs, took = asyncio.run(storm_async(target, plan, seconds))
     cpu = meter.stop()
-    return StormResult(target, runs, took, probe.result, cpu, took >= seconds - 2)
+    return StormResult(target, runs, took, p.result, cpu, took >= seconds - 2, p.requests)
 
 
 # -- ksload, wrk, the Python client --------------------------------------------------------------
@@ -657,12 +659,17 @@ def run_ksload(binary: Path, port: int, addrs: Path, **kw: object) -> dict[str, 
 class KsloadProbe:
     """ksload at a low fixed rate in the background for the length of a `with` block."""
 
-    def __init__(self, binary: Path, port: int, addrs: Path, rate: float, seconds: float) -> None:
+    def __init__(
+        self, binary: Path, port: int, addrs: Path, rate: float, seconds: float, log: Path
+    ) -> None:
         # Drain: a kickstart asked before the end is waited for (or times out) and judged.
         self.argv = ksload_argv(
             binary, port, addrs, rate=rate, seconds=seconds + 30, timeout=10, drain=True
         )
+        self.argv += ["-L", str(log)]
+        self.log = log
         self.result: dict[str, object] = {}
+        self.requests: list[tuple[float, float, int]] = []  # start s, latency s, status
 
     def __enter__(self) -> KsloadProbe:
         self.proc = subprocess.Popen(
@@ -676,7 +683,10 @@ class KsloadProbe:
         try:
             out, _ = self.proc.communicate(timeout=20)
             self.result = json.loads(out)
-        except (subprocess.TimeoutExpired, ValueError):
+            for line in self.log.read_text().splitlines():
+                start, seconds, status = line.split()
+                self.requests.append((float(start), float(seconds), int(status)))
+        except (subprocess.TimeoutExpired, ValueError, OSError):
             stop(self.proc)
             self.result = {}
 
@@ -798,9 +808,12 @@ def slowloris(port: int, count: int, seconds: float, every: float = 3.0) -> dict
 def slow_clients(
     target: Target, plan: Plan, ksload: Path, work: Path
 ) -> tuple[dict[str, float], dict[str, object]]:
-    addrs = work / "probe-addrs"
-    with KsloadProbe(ksload, target.http_port, addrs, plan.probe_rate, plan.slowloris_seconds) as p:
-        loris = slowloris(target.http_port, plan.slowloris, plan.slowloris_seconds)
+    addrs, log = work / "probe-addrs", work / f"probe-slow-{target.key}.log"
+    meter = CpuMeter(target.cpu_parts).start()
+    seconds = plan.slowloris_seconds
+    with KsloadProbe(ksload, target.http_port, addrs, plan.probe_rate, seconds, log) as p:
+        loris = slowloris(target.http_port, plan.slowloris, seconds)
+    loris["others"] = meter.stop()["others"]
     return loris, p.result
 
 
@@ -906,6 +919,7 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
                 f"{max(secs, default=0):.3f} |"
             )
     print()
+    print_probe_windows(results)
     for r in results:
         bad = [t for run in r.runs for t in run.transfers
                if t.verdict not in ("ok", "unfinished", "not started")]  # fmt: skip
@@ -914,6 +928,27 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
             for t in bad[:5]:
                 print(f"    node {t.node} {t.step}: {t.verdict} ({t.detail})")
             print()
+
+
+def print_probe_windows(results: list[StormResult], width: float = 10.0) -> None:
+    """When in the storm the probe's kickstarts were slow: p99 (and count) per window."""
+    last = max((t for r in results for t, _, _ in r.probe_requests), default=0.0)
+    windows = int(last // width) + 1
+    print(f"Probe kickstarts over the storm: p99 ms per {width:g} s window from the storm's start "
+          "(errors count as their time):")  # fmt: skip
+    print()
+    print("| server | " + " | ".join(f"{k * width:g}-{(k + 1) * width:g} s" for k in
+                                      range(windows)) + " |")  # fmt: skip
+    print("| --- |" + " --- |" * windows)
+    for r in results:
+        cells = []
+        for k in range(windows):
+            lat = [s * 1000 for t, s, _ in r.probe_requests if k * width <= t < (k + 1) * width]
+            cells.append(f"{pct(lat, 99):.0f}" if lat else "")
+        rounds = any(x.round > 1 for x in results)
+        name = r.target.key + (f" {r.round}" if rounds else "")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
 
 
 def per_request(cpu: float, n: float) -> str:
@@ -1112,9 +1147,8 @@ def run(plan: Plan, ksload: Path, skip_before: bool) -> int:
                     note_load(notes, "storm, before")
                     storms.append(storm(old_target, plan, ksload, work, plan.before_seconds))
                     note_load(notes, "slowloris, before")
-                    slow_rows.append(
-                        (old_target.label, *slow_clients(old_target, plan, ksload, work))
-                    )
+                    old_label = f"before: gunicorn only ({BEFORE})"
+                    slow_rows.append((old_label, *slow_clients(old_target, plan, ksload, work)))
                     health += server_health(old, "before")
     report(plan, storms, dyn_rows, slow_rows, notes, health)
     return 0
@@ -1156,9 +1190,13 @@ def server_health(server: object, label: str) -> list[str]:
     if restarts:
         out.append(f"{label}: {len(restarts)} service restarts, e.g. {restarts[0]!r}")
     errors: dict[str, int] = {}
+    # The old supervisor logged every plain line as info: gunicorn's own markers say more.
+    markers = ("[CRITICAL]", "[ERROR]", "Traceback", "WORKER TIMEOUT", "[emerg]", "[alert]")
     for r in records:
-        if r.get("level") in ("error", "critical") and "restarting in" not in r.get("message", ""):
-            text = re.sub(r"\d+", "N", str(r.get("message", "")))[:140]
+        message = str(r.get("message", ""))
+        loud = r.get("level") in ("error", "critical") or any(m in message for m in markers)
+        if loud and "restarting in" not in message:
+            text = re.sub(r"\d+", "N", message)[:140]
             errors[text] = errors.get(text, 0) + 1
     for text, n in sorted(errors.items(), key=lambda kv: -kv[1])[:6]:
         out.append(f"{label}: {n} × {text!r}")
@@ -1169,14 +1207,17 @@ def server_health(server: object, label: str) -> list[str]:
     bad = {k: v for k, v in statuses.items() if k >= 400}
     if bad:
         out.append(
-            f"{label}: nginx logged statuses {dict(sorted(bad.items()))} (499: the client "
-            "hung up first, as the closed-loop clients do with what is in flight at their end)"
+            f"{label}: nginx logged statuses {dict(sorted(bad.items()))} (408: slowloris "
+            "connections nginx timed out; 400: those closed by us mid-request at the end; 499: "
+            "a client hung up first, as the closed-loop clients do with what is in flight at "
+            "their end)"
         )
     return out or [f"{label}: no errors or restarts in its log"]
 
 
 def note_load(notes: list[str], phase: str) -> None:
-    notes.append(f"{phase}: {load()} when it started")
+    one, five, _ = os.getloadavg()
+    notes.append(f"{phase} {one:.2f} / {five:.2f} (1 / 5 min)")
 
 
 def dynamic_ksload(
@@ -1263,8 +1304,8 @@ def report(
     print()
     print("| server | slowloris connections | still open at the end | closed by the server "
           "(median held s) | reopened | kickstarts asked | answered 200 | errors | p50 ms | "
-          "p99 ms | max ms |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "p99 ms | max ms | others' CPU s |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, loris, p in slow:
         errs = sum(p["errors"].values()) if p else 0  # type: ignore[union-attr]
         print(
@@ -1272,10 +1313,15 @@ def report(
             f"{loris['closed_by_server']} ({loris['held_median'] or '-':.3}) | "
             f"{loris['opened'] - loris['connections']} | {p.get('issued', 0)} | {p.get('ok', 0)} | "
             f"{errs} | {p.get('p50_ms', 0):.1f} | {p.get('p99_ms', 0):.1f} | "
-            f"{p.get('max_ms', 0):.1f} |"
+            f"{p.get('max_ms', 0):.1f} | {loris['others']:.1f} |"
         )
     print()
-    print("Machine load when each phase started: " + "; ".join(notes) + ".")
+    print(
+        "Load average when each phase started (it counts this benchmark's own clients too: "
+        'the "others\' CPU" columns are what the rest of the machine used meanwhile): '
+        + "; ".join(notes)
+        + "."
+    )
     print()
     print("Servers' own logs:")
     print()
@@ -1337,11 +1383,14 @@ def verdicts(
         probes = [r.probe for r in ours_runs]
         p = max(probes, key=lambda x: float(x.get("p99_ms", 1e9)) if x else 1e9)  # type: ignore[arg-type]
         worst = max(ours["ks_p99"], float(p.get("p99_ms", 1e9)) if p else 1e9)  # type: ignore[arg-type]
+        limit_nodes = max(storm_numbers(r)["ks_p99"] for r in peer_runs)
+        limit_probe = max(float(r.probe.get("p99_ms", 0)) for r in peer_runs)  # type: ignore[arg-type]
         out.append(verdict(
             f"kickstart p99 ≤ {P99_TARGET_MS:g} ms during the storm",
             worst <= P99_TARGET_MS and all(probe_ok(x) for x in probes),
-            f"nodes' own {ours['ks_p99']:.1f} ms, probe {probe_line(p)}"
-            + (f"; by {worst / P99_TARGET_MS:.1f}×" if worst > P99_TARGET_MS else ""),
+            f"nodes' own {ours['ks_p99']:.1f} ms, probe p50 / p99 {probe_line(p)}"
+            + (f"; by {worst / P99_TARGET_MS:.1f}×" if worst > P99_TARGET_MS else "")
+            + f" (nginx alone, static: nodes' {limit_nodes:.1f} ms, probe {limit_probe:.1f} ms)",
         ))  # fmt: skip
     rows = {(d["target"].key, d["client"][:6]): d for d in dyn}  # type: ignore[union-attr,index]
     ours_ks, static_ks = rows.get(("provisionerd", "ksload")), rows.get(("peer", "ksload"))

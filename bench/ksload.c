@@ -4,7 +4,7 @@
  * few microseconds per request.
  *
  *   ksload -p PORT -a ADDRS [-d 127.0.0.1] [-u PATH] [-H HOST] [-c CONNS | -r RATE]
- *          [-n MAX_REQUESTS] [-t MAX_SECONDS] [-T TIMEOUT] [-D]
+ *          [-n MAX_REQUESTS] [-t MAX_SECONDS] [-T TIMEOUT] [-D] [-L LOG]
  *
  * ADDRS: a file of IPv4 source addresses, one a line, used round-robin. Closed loop: CONNS
  * requests in flight at any time. Open loop (-r): a new request every 1/RATE s whatever is in
@@ -14,6 +14,8 @@
  * prints one JSON object:
  * counts by status, errors by kind, latency percentiles over every finished request (errors
  * and timeouts included, at the time they failed), body sizes of the 200s, its own CPU time.
+ * With -L, it also writes every finished request to LOG as "start latency status" (seconds from
+ * its own start; status 0 for an error), to see when in a run the slow ones were.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -69,18 +71,18 @@ static int cmp_double(const void *a, const void *b) {
 
 static void usage(void) {
     fprintf(stderr, "usage: ksload -p PORT -a ADDRS [-d DEST] [-u PATH] [-H HOST] "
-                    "[-c CONNS | -r RATE] [-n MAX] [-t SECONDS] [-T TIMEOUT] [-D]\n");
+                    "[-c CONNS | -r RATE] [-n MAX] [-t SECONDS] [-T TIMEOUT] [-D] [-L LOG]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *dest = "127.0.0.1", *path = "/install/sbin/kickstart.cgi", *host = "fe";
-    const char *addr_file = NULL;
+    const char *addr_file = NULL, *log_file = NULL;
     int port = 0, conns = 64, drain = 0;
     double rate = 0, max_seconds = 30, timeout = 10;
     long max_requests = 100000;
     int opt;
-    while ((opt = getopt(argc, argv, "p:a:d:u:H:c:r:n:t:T:D")) != -1) {
+    while ((opt = getopt(argc, argv, "p:a:d:u:H:c:r:n:t:T:DL:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'a': addr_file = optarg; break;
@@ -93,6 +95,7 @@ int main(int argc, char **argv) {
         case 't': max_seconds = atof(optarg); break;
         case 'T': timeout = atof(optarg); break;
         case 'D': drain = 1; break;
+        case 'L': log_file = optarg; break;
         default: usage();
         }
     }
@@ -142,6 +145,17 @@ int main(int argc, char **argv) {
     int nfree = slots;
     for (int i = 0; i < slots; i++) free_slots[i] = slots - 1 - i;
     double *lat = malloc((size_t)max_requests * sizeof *lat);
+    /* For -L only: when each finished request started, and its status. */
+    double *began = log_file ? malloc((size_t)max_requests * sizeof *began) : NULL;
+    short *code = log_file ? malloc((size_t)max_requests * sizeof *code) : NULL;
+#define FINISH(c, t, status)                                                                     \
+    do {                                                                                         \
+        if (began) {                                                                             \
+            began[finished] = (c)->start - t0;                                                   \
+            code[finished] = (short)(status);                                                    \
+        }                                                                                        \
+        lat[finished++] = (t) - (c)->start;                                                      \
+    } while (0)
     long statuses[600] = {0};
     long errors[E_KINDS] = {0};
     long issued = 0, finished = 0, inflight = 0, body_min = -1, body_max = -1;
@@ -191,7 +205,7 @@ int main(int argc, char **argv) {
             if (!ok) {
                 if (c->fd >= 0) close(c->fd);
                 errors[c->fd >= 0 ? E_CONNECT : E_SOCKET]++;
-                lat[finished++] = now() - c->start;
+                FINISH(c, now(), 0);
                 c->active = 0;
                 free_slots[nfree++] = s;
                 inflight--;
@@ -266,7 +280,7 @@ int main(int argc, char **argv) {
                         if (body > body_max) body_max = body;
                     }
                 }
-                lat[finished++] = now() - c->start;
+                FINISH(c, now(), kind >= 0 ? 0 : status);
                 close(c->fd);
                 c->active = 0;
                 free_slots[nfree++] = s;
@@ -280,7 +294,7 @@ int main(int argc, char **argv) {
                 struct conn *c = &pool[s];
                 if (c->active && t - c->start > timeout) {
                     errors[E_TIMEOUT]++;
-                    lat[finished++] = t - c->start;
+                    FINISH(c, t, 0);
                     close(c->fd);
                     c->active = 0;
                     free_slots[nfree++] = s;
@@ -293,6 +307,13 @@ int main(int argc, char **argv) {
     for (int s = 0; s < slots; s++)
         if (pool[s].active) close(pool[s].fd);
 
+    if (log_file) {
+        FILE *out = fopen(log_file, "w");
+        if (!out) { perror(log_file); return 2; }
+        for (long k = 0; k < finished; k++)
+            fprintf(out, "%.4f %.5f %d\n", began[k], lat[k], code[k]);
+        fclose(out);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     qsort(lat, (size_t)finished, sizeof *lat, cmp_double);
