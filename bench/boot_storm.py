@@ -28,27 +28,31 @@ Tools, and why:
   pipe; the small files (loader, config, kickstart) are read back and checked with zlib.crc32.
 - ksload (bench/ksload.c, compiled with gcc into ~/.cache/provisioner-bench on first use) for
   the kickstart loads and probes: epoll, a new connection per request bound to the next source
-  address, HTTP/1.0, a few microseconds of CPU per request. wrk cannot choose source addresses
-  and the Python selector client (bench/kickstart_storm.py) costs more CPU per request than the
-  server; its figure is shown too, with its CPU, to show why it is not the client here.
+  address, HTTP/1.0. wrk cannot choose source addresses; the Python selector client
+  (bench/kickstart_storm.py) costs about 1.5x ksload's CPU per request (170 against 110 us,
+  most of ksload's being the kernel's TCP work) and measured 15% fewer kickstarts per second
+  on two cores: its row is shown beside ksload's, with its CPU.
 - wrk (`-t2 -c64`, keep-alive, one address) for nginx static's figure as others quote it.
 - The slowloris connections come from a Python selector loop: a byte every few seconds on
   1,000 sockets costs nothing.
 
 Nice: real nodes bring their own CPUs; here 200 curls and their hashers share two cores with
-the servers, and at equal priority they take both cores for the first 40 s of the storm, so a
-kickstart's latency would measure the scheduler's queue rather than the server (nginx alone
-misses 100 ms that way too). The bulk downloads therefore run at nice 19 (`--client-nice 0`
-to compare): they get whatever the servers leave, as separate machines would, and the
-throughput is theirs to take all the same. The fetches that are timed (loader, config,
-kickstart, the probe) run at nice 0.
+the servers. `--client-nice 19` runs the bulk downloads (curl, xxhsum) at nice 19 so they take
+only what the servers leave; the timed fetches (loader, config, kickstart, probe) stay at 0.
+It did not change the kickstart p99 during the storm (provisionerd 520-737 ms at 19, 690-840 ms
+at 0; nginx alone 349-472 ms and 318-447 ms), so it is off by default. Where the wait is shows
+in the table of nginx's own $request_time: during the storm it was 0 ms at p99 for nginx alone
+sending the kickstart as a file (its clients' 122 ms was spent before nginx read the request),
+and 371 ms (max 1.1 s) for provisionerd's proxied kickstarts, about half of what its clients
+saw (725 ms): that half lies between nginx and the workers.
 
 CPU: per process group from /proc (nginx, gunicorn, TFTP, the supervisor; clients through
 their rusage), and the machine's busy time from /proc/stat, so "others" is what neighbours on
 a shared machine used meanwhile. Misses are reported, never an exit status: the script exits
 non-zero only when it cannot run (a missing tool, a server that does not start).
 
-    .venv/bin/python bench/boot_storm.py [--nodes 200] [--quick] [--skip-before]
+    .venv/bin/python bench/boot_storm.py [--nodes 200] [--quick] [--skip-before] [--rounds 1]
+                                         [--client-nice 0] [--before-seconds 180] [--ks-seconds 10]
 
 Needs (Debian): nginx, curl, wrk, xxhash, tftpd-hpa, pxelinux, gcc, git.
 """
@@ -148,7 +152,7 @@ class Plan:
     slowloris_seconds: float
     quick: bool
     rounds: int = 1
-    client_nice: int = 19
+    client_nice: int = 0
 
 
 # -- CPU -----------------------------------------------------------------------------------------
@@ -163,11 +167,12 @@ def own_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent busy since boot (all cores)."""
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy since boot (all cores), and of those in
+    interrupts and softirqs (loopback's packet processing, which no nice value governs)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, (irq + softirq) / CLK_TCK
 
 
 def children_cpu() -> float:
@@ -188,7 +193,7 @@ class CpuMeter:
         self._parts = self.parts()
         self._children = children_cpu()
         self._self = time.process_time()
-        self._busy = machine_busy()
+        self._busy, self._irq = machine_busy()
         return self
 
     def stop(self, extra_client: float = 0.0) -> dict[str, float]:
@@ -196,7 +201,9 @@ class CpuMeter:
         out = {k: max(0.0, v - self._parts.get(k, 0.0)) for k, v in parts.items()}
         server = sum(out.values())
         client = children_cpu() - self._children + time.process_time() - self._self + extra_client
-        busy = machine_busy() - self._busy
+        busy, irq = machine_busy()
+        busy -= self._busy
+        out["irq"] = irq - self._irq
         out["server"] = server
         out["client"] = client
         out["others"] = max(0.0, busy - server - client)
@@ -218,6 +225,9 @@ class Target:
     tftp_port: int
     cpu_parts: Callable[[], dict[str, float]]
     expected: dict[tuple[int, str], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    # The kickstarts' times as the server's nginx logged them ($request_time: from reading the
+    # request to the last byte sent), finished between two wall-clock times; None if unknown.
+    logged: Callable[[float, float], list[float]] | None = None
 
 
 def provisionerd_parts(server: object) -> Callable[[], dict[str, float]]:
@@ -306,7 +316,8 @@ events {{
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {root}/access.log combined buffer=64k flush=1s;
+    log_format timed '$msec $request_time $status $uri';
+    access_log {root}/access.log timed buffer=64k flush=1s;
     client_body_temp_path {root}/tmp/body;
     proxy_temp_path {root}/tmp/proxy;
     fastcgi_temp_path {root}/tmp/fastcgi;
@@ -365,7 +376,17 @@ def peer(root: Path, data: Path, kickstart: bytes, configs: dict[int, bytes]) ->
             # tftpd-hpa reaps its per-transfer children unaccounted: only its own time shows.
             return {"nginx": cpu_seconds(web.pid), "tftp": cpu_seconds(tftp.pid)}
 
-        yield Target("peer", "nginx alone + tftpd-hpa (static)", http_port, tftp_port, parts)
+        def logged(start: float, end: float) -> list[float]:
+            out = []
+            for line in (root / "access.log").read_text().splitlines():
+                when, seconds, _status, uri = line.split(" ", 3)
+                if uri == KICKSTART and start <= float(when) <= end:
+                    out.append(float(seconds))
+            return out
+
+        yield Target(
+            "peer", "nginx alone + tftpd-hpa (static)", http_port, tftp_port, parts, {}, logged
+        )
 
 
 @contextlib.contextmanager
@@ -608,6 +629,7 @@ class StormResult:
     cpu: dict[str, float]
     deadline_hit: bool
     probe_requests: list[tuple[float, float, int]]
+    logged: list[float] | None = None
     round: int = 1
 
 
@@ -628,10 +650,16 @@ def storm(target: Target, plan: Plan, ksload: Path, work: Path, seconds: float) 
     probe_addrs.write_text("".join(f"{host_ip(i)}\n" for i in range(plan.nodes, plan.hosts)))
     meter = CpuMeter(target.cpu_parts).start()
     log = work / f"probe-{target.key}.log"
+    began = time.time()
     with KsloadProbe(ksload, target.http_port, probe_addrs, plan.probe_rate, seconds, log) as p:
         runs, took = asyncio.run(storm_async(target, plan, seconds))
     cpu = meter.stop()
-    return StormResult(target, runs, took, p.result, cpu, took >= seconds - 2, p.requests)
+    ended = time.time()
+    result = StormResult(target, runs, took, p.result, cpu, took >= seconds - 2, p.requests)
+    if target.logged is not None:
+        time.sleep(1.5)  # nginx flushes its log buffer every second
+        result.logged = [x * 1000 for x in target.logged(began, ended)]
+    return result
 
 
 # -- ksload, wrk, the Python client --------------------------------------------------------------
@@ -896,7 +924,8 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
     print(
         "| server | nodes done | time s | aggregate MB/s | fast clients MB/s (done at s) | "
         "node p50 s | kickstart p50 / p99 ms, nodes | kickstart p50 / p99 ms, probe | "
-        "truncated | corrupt | errors | unfinished | CPU s: server / clients / others |"
+        "truncated | corrupt | errors | unfinished | CPU s: server / clients / others "
+        "(irq) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
@@ -909,7 +938,8 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
             f"{n['fast']:.0f} ({n['fast_seconds']:.1f}) | {n['node_p50']:.1f} | "
             f"{n['ks_p50']:.1f} / {n['ks_p99']:.1f} | {probe_line(r.probe)} | "
             f"{n['truncated']} | {n['corrupt']} | {n['error']} | {unfinished} | "
-            f"{r.cpu['server']:.0f} / {r.cpu['client']:.0f} / {r.cpu['others']:.0f} |"
+            f"{r.cpu['server']:.0f} / {r.cpu['client']:.0f} / {r.cpu['others']:.0f} "
+            f"({r.cpu['irq']:.0f}) |"
         )
     print()
     print("Per step (seconds per transfer, fast and slow nodes together):")
@@ -933,6 +963,20 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
             )
     print()
     print_probe_windows(results)
+    timed = [r for r in results if r.logged]
+    if timed:
+        print("The same storms' kickstarts as the server's nginx timed them ($request_time: from "
+              "reading the request to sending the last byte; the rest of a client's wait is "
+              "before nginx read the request):")  # fmt: skip
+        print()
+        print("| server | kickstarts | p50 ms | p99 ms | max ms |")
+        print("| --- | --- | --- | --- | --- |")
+        for r in timed:
+            name = r.target.key + (f" {r.round}" if plan.rounds > 1 else "")
+            lat = r.logged or []
+            print(f"| {name} | {len(lat)} | {pct(lat, 50):.0f} | {pct(lat, 99):.0f} | "
+                  f"{max(lat):.0f} |")  # fmt: skip
+        print()
     for r in results:
         bad = [t for run in r.runs for t in run.transfers
                if t.verdict not in ("ok", "unfinished", "not started")]  # fmt: skip
@@ -981,8 +1025,8 @@ def main() -> int:
     ap.add_argument(
         "--client-nice",
         type=int,
-        default=19,
-        help="niceness of the bulk downloads (0: they compete with the servers as equals)",
+        default=0,
+        help="niceness of the bulk downloads (19: they take only what the servers leave)",
     )
     args = ap.parse_args()
     missing = [
@@ -1104,7 +1148,7 @@ def run(plan: Plan, ksload: Path, skip_before: bool) -> int:
             server = stack.enter_context(Provisionerd(work / "home", workers=2))
             new = Target(
                 "provisionerd", "provisionerd (nginx + gunicorn, our TFTP)", server.http_port,
-                server.tftp_port, provisionerd_parts(server),
+                server.tftp_port, provisionerd_parts(server), {}, nginx_logged(server),
             )  # fmt: skip
             configs = asyncio.run(learn(new, plan, files))
             body0 = fetch_kickstart(server.http_port, host_ip(0))
@@ -1200,6 +1244,17 @@ def old_code_proof(old: object) -> str:
         f"/boot/files/vmlinuz answered {status} by `Server: {server_header}` (Flask's route, "
         f"gone from today's app), services {sorted(kids)}: no nginx"
     )
+
+
+def nginx_logged(server: object) -> Callable[[float, float], list[float]]:
+    def logged(start: float, end: float) -> list[float]:
+        return [
+            float(r["seconds"])
+            for r in server.requests()  # type: ignore[attr-defined]
+            if r.get("uri") == KICKSTART and start <= float(r["time"]) <= end
+        ]
+
+    return logged
 
 
 def server_health(server: object, label: str) -> list[str]:

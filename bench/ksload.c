@@ -1,7 +1,6 @@
 /* ksload: HTTP/1.0 GETs, each on a new TCP connection bound to the next of many source
- * addresses, for bench/boot_storm.py. wrk keeps connections alive from one address and a
- * Python client spends more CPU than the server it measures on two cores; this one costs a
- * few microseconds per request.
+ * addresses, for bench/boot_storm.py. wrk keeps connections alive from one address, and a
+ * Python client costs about 1.5x this one's CPU per request, taken from the server's cores.
  *
  *   ksload -p PORT -a ADDRS [-d 127.0.0.1] [-u PATH] [-H HOST] [-c CONNS | -r RATE]
  *          [-n MAX_REQUESTS] [-t MAX_SECONDS] [-T TIMEOUT] [-D] [-L LOG]
