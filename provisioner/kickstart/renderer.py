@@ -68,7 +68,10 @@ _HOST_SQL = (
     "AND i.ip IS NOT NULL AND i.vlan IS NULL "
     "UNION ALL SELECT CASE WHEN host_id IS NULL THEN 'd' ELSE 'b' END, '', flags "
     "FROM bootflags WHERE host_id = :h OR host_id IS NULL "
-    "UNION ALL SELECT 'g', key, CAST(value AS TEXT) FROM meta WHERE key = 'generation'"
+    "UNION ALL SELECT 'g', key, CAST(value AS TEXT) FROM meta WHERE key = 'generation' "
+    # Whether there are partitions to read: a host's first install has none, so that query is
+    # saved for every node of a storm.
+    "UNION ALL SELECT 'p', '', CAST(COUNT(*) AS TEXT) FROM partitions WHERE host_id = :h"
 )
 _PARTITION_SQL = (
     f"SELECT {', '.join(PARTITION_COLUMNS)} FROM partitions WHERE host_id = :h ORDER BY device"
@@ -200,6 +203,7 @@ class KickstartRenderer:
         flags: str | None = None
         default_flags = ""
         generation = 0
+        partitions = 0
         for kind, key, value in reader.all(_HOST_SQL, h=host.id):
             if kind == "h":
                 own[key] = value
@@ -209,6 +213,8 @@ class KickstartRenderer:
                 flags = value or ""
             elif kind == "d":
                 default_flags = value or ""
+            elif kind == "p":
+                partitions = int(value or 0)
             else:
                 generation = int(value or 0)
         levels = self._levels_at(reader, generation)
@@ -242,10 +248,14 @@ class KickstartRenderer:
             for key, value in lights_out_values(self.config, reader, host).items():
                 values.setdefault(key, value)
         values[BOOTFLAGS] = flags if flags is not None else default_flags
-        rows = [
-            dict(zip(PARTITION_COLUMNS, (str(c or "") for c in r), strict=True))
-            for r in reader.all(_PARTITION_SQL, h=host.id)
-        ]
+        rows = (
+            [
+                dict(zip(PARTITION_COLUMNS, (str(c or "") for c in r), strict=True))
+                for r in reader.all(_PARTITION_SQL, h=host.id)
+            ]
+            if partitions
+            else []
+        )
         values[PARTITION_JSON] = partition_json(host.name, host.appliance, rows)
         return values, graph, root
 

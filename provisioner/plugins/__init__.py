@@ -180,4 +180,17 @@ class Hooks:
     def render_kickstart(
         self, config: Config, reader: Reader, host: HostRow, attrs: Mapping[str, str]
     ) -> str | None:
-        return self.pm.hook.render_kickstart(config=config, reader=reader, host=host, attrs=attrs)
+        hook = self.pm.hook.render_kickstart
+        only = self._only_impl(hook)
+        if only is not None:
+            # One implementation (the base roll's, nearly always): called as pluggy would,
+            # without its per-call machinery; this runs for every kickstart of a storm.
+            return only(config=config, reader=reader, host=host, attrs=attrs)  # type: ignore[no-any-return]
+        return hook(config=config, reader=reader, host=host, attrs=attrs)  # type: ignore[no-any-return]
+
+    def _only_impl(self, hook: pluggy.HookCaller) -> Any:
+        """The function of a hook's sole implementation, or None (several, or none)."""
+        impls = hook.get_hookimpls()  # checked on every call: a roll may register late
+        if len(impls) != 1 or impls[0].hookwrapper or impls[0].wrapper:
+            return None
+        return impls[0].function

@@ -36,7 +36,9 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
     # Kickstarts are answered before Flask: a storm of them must not pay for its machinery.
-    app.wsgi_app = install.KickstartFastPath(app.wsgi_app, state)  # type: ignore[method-assign]
+    fast = install.KickstartFastPath(app.wsgi_app, state)
+    app.wsgi_app = fast  # type: ignore[method-assign]
+    app.extensions["provisioner.kickstart"] = fast
     for blueprint in state.hooks.register_blueprints():
         app.register_blueprint(blueprint)
     app.teardown_appcontext(state.teardown)
@@ -71,8 +73,13 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
 def behind_proxy() -> Flask:
     """The app as gunicorn serves it in provisionerd: behind nginx, on a unix socket only nginx
     can reach (provisioner/web/nginx.py). The client is whoever nginx says it is."""
+    from provisioner.web.install import KICKSTART_PATHS
+
     app = create_app()
     app.wsgi_app = RealIpFromProxy(app.wsgi_app)  # type: ignore[method-assign]
+    # The HTTP worker answers these paths itself, before WSGI (provisioner/web/worker.py).
+    kickstart = app.extensions["provisioner.kickstart"].behind_proxy
+    app.extensions["provisioner.fast_paths"] = dict.fromkeys(KICKSTART_PATHS, kickstart)
     return app
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, abort, request
 
@@ -46,9 +48,10 @@ def normalize_ip(ip: str) -> str:
 
 # From the interface to its host: a join is half the work of `h.id IN (subquery)` for SQLite,
 # and this runs for every kickstart of a storm.
-_HOST_BY_IP = HOST_SELECT.replace(
-    "FROM hosts h ", "FROM interfaces i JOIN hosts h ON h.id = i.host_id ", 1
-) + " WHERE i.ip = :ip AND (i.vlan IS NULL OR i.vlan = 0) LIMIT 1"
+_HOST_BY_IP = (
+    HOST_SELECT.replace("FROM hosts h ", "FROM interfaces i JOIN hosts h ON h.id = i.host_id ", 1)
+    + " WHERE i.ip = :ip AND (i.vlan IS NULL OR i.vlan = 0) LIMIT 1"
+)
 
 
 def host_by_ip(reader: Reader, ip: str) -> HostRow | None:
@@ -95,15 +98,22 @@ class Refused(Exception):
         self.message = message
 
 
+MAC_HEADER = "HTTP_X_RHN_PROVISIONING_MAC_"
+
+
 def macs_of(environ: dict[str, Any]) -> list[str]:
     """MACs from anaconda's `X-RHN-Provisioning-MAC-N: <dev> <mac> [...]` headers."""
+    return macs_in(v for k, v in environ.items() if k.startswith(MAC_HEADER))
+
+
+def macs_in(values: Iterable[str]) -> list[str]:
+    """The MAC of each `<dev> <mac> [...]` header value."""
     macs = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_X_RHN_PROVISIONING_MAC_"):
-            for word in str(value).split():
-                if is_mac(word):
-                    macs.append(normalize_mac(word))
-                    break
+    for value in values:
+        for word in str(value).split():
+            if is_mac(word):
+                macs.append(normalize_mac(word))
+                break
     return macs
 
 
@@ -140,25 +150,43 @@ def identify(reader: Reader, ip: str, macs: list[str], named: str | None) -> Hos
 KICKSTART_PATHS = frozenset({"/install/sbin/kickstart.cgi", "/install/sbin/public/kickstart.cgi"})
 
 
-def serve_kickstart(st: Any, environ: dict[str, Any]) -> tuple[int, str]:
-    """(status, body) of a kickstart request: the whole logic, without Flask.
+def serve_kickstart(st: Any, ip: str, query: str, macs: list[str]) -> tuple[int, str]:
+    """(status, body) of a kickstart request from `ip`: the whole logic, without Flask.
 
     provisionerd answers kickstart storms; Flask's request machinery costs more than finding
-    the host and rendering its (cached) kickstart, so `KickstartFastPath` calls this directly.
+    the host and rendering its (cached) kickstart, so `KickstartFastPath` and the HTTP workers
+    (`kickstart_answer`) call this directly.
     """
-    from urllib.parse import parse_qs
-
-    args = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    ip = normalize_ip(client_ip(environ))
+    args = {k: v[-1] for k, v in parse_qs(query).items()} if query else {}
+    ip = normalize_ip(ip)
     reader = st.reader()
     try:
-        host = identify(reader, ip, macs_of(environ), args.get("client"))
+        host = identify(reader, ip, macs, args.get("client"))
     except Refused as refused:
         return refused.status, refused.message + "\n"
     body = st.kickstart(reader, host)
-    _report_hardware(st, host, args)
+    if args:
+        _report_hardware(st, host, args)
     st.events.record(host.id, "kickstart", {"ip": ip})
     return 200, body
+
+
+def kickstart_answer(st: Any, ip: str, query: str, macs: list[str]) -> tuple[int, bytes]:
+    """`serve_kickstart` with every failure turned into a one-line answer."""
+    try:
+        status, body = serve_kickstart(st, ip, query, macs)
+    except ProvisionerError as exc:
+        status, body = exc.http_status if exc.http_status != 400 else 500, f"{exc}\n"
+    except Exception as exc:  # noqa: BLE001 - one line to the node, the rest to the log
+        from provisioner.cli.main import translate_db_error
+
+        translated = translate_db_error(exc)
+        if translated is None:
+            log.exception("kickstart for %s failed", ip)
+            status, body = 500, "internal error\n"
+        else:
+            status, body = translated.http_status, f"{translated}\n"
+    return status, body.encode()
 
 
 class KickstartFastPath:
@@ -174,25 +202,29 @@ class KickstartFastPath:
             "HEAD",
         ):
             return self.app(environ, start_response)
-        try:
-            status, body = serve_kickstart(self.state, environ)
-        except ProvisionerError as exc:
-            status, body = exc.http_status if exc.http_status != 400 else 500, f"{exc}\n"
-        except Exception as exc:  # noqa: BLE001 - one line to the node, the rest to the log
-            from provisioner.cli.main import translate_db_error
-
-            translated = translate_db_error(exc)
-            if translated is None:
-                log.exception("kickstart for %s failed", environ.get("REMOTE_ADDR"))
-                status, body = 500, "internal error\n"
-            else:
-                status, body = translated.http_status, f"{translated}\n"
-        data = body.encode()
+        status, data = kickstart_answer(
+            self.state, client_ip(environ), environ.get("QUERY_STRING", ""), macs_of(environ)
+        )
         start_response(
             f"{status} {REASONS.get(status, 'Error')}",
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
         )
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+    def behind_proxy(self, headers: list[tuple[str, str]], query: str) -> tuple[int, bytes]:
+        """The same answer for the HTTP worker's own fast path (provisioner/web/worker.py),
+        from the request's headers as nginx sent them: the client is nginx's X-Real-IP."""
+        ip = ""
+        macs = []
+        for name, value in headers:
+            low = name.lower()
+            if low == "x-real-ip":
+                ip = value
+            elif low.startswith("x-rhn-provisioning-mac-"):
+                macs.append(value)
+        if not ip:
+            return 400, b"no client address from the proxy\n"
+        return kickstart_answer(self.state, ip, query, macs_in(macs))
 
 
 REASONS = {

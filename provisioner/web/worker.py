@@ -44,9 +44,13 @@ MAX_CONNECTIONS = 512
 IDLE_SECONDS = 300.0
 
 _REASONS = {
+    200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
     413: "Content Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -217,6 +221,15 @@ def respond(
     return head + body, keep
 
 
+def fast_response(status: int, body: bytes, head_only: bool) -> list[bytes]:
+    """A text/plain answer of a fast path, as head and body."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return [head] if head_only else [head, body]
+
+
 def simple(status: int, message: str) -> bytes:
     body = (message + "\n").encode()
     reason = _REASONS.get(status, "Error")
@@ -237,6 +250,10 @@ class ProxiedWorker(Worker):
             self.selector.register(listener, selectors.EVENT_READ, listener)
         self.selector.register(self.PIPE[0], selectors.EVENT_READ, None)
         server = self._server_name()
+        # Paths the app answers without WSGI, from the request's headers (the kickstart).
+        self.fast: dict[str, Callable[..., tuple[int, bytes]]] = getattr(
+            self.wsgi, "extensions", {}
+        ).get("provisioner.fast_paths", {})
         beat = 0.0
         sweep = time.monotonic() + 10
         timeout = min(1.0, self.timeout / 2 if self.timeout else 1.0)
@@ -313,28 +330,51 @@ class ProxiedWorker(Worker):
             try:
                 found = next_request(conn.buf)
             except BadRequest as exc:
-                self._send(conn, simple(exc.status, str(exc)))
+                self._send(conn, [simple(exc.status, str(exc))])
                 self._close(conn)
                 return
             if found is None:
                 return
             (method, target, version, headers, body), used = found
             conn.buf = conn.buf[used:]
-            environ = build_environ(method, target, version, headers, body, server)
             self.nr += 1
             if self.nr >= self.max_requests:
                 self.log.info("Autorestarting worker after current request.")
                 self.alive = False
-            out, keep = respond(self.wsgi, environ, self.log)
-            wants_close = environ.get("HTTP_CONNECTION", "").lower() == "close" or (
-                version == "HTTP/1.0" and "keep-alive" not in environ.get("HTTP_CONNECTION", "")
+            path, _, query = target.partition("?")
+            handler = self.fast.get(path) if method in ("GET", "HEAD") else None
+            if handler is not None:
+                status, data = handler(headers, query)
+                parts = fast_response(status, data, method == "HEAD")
+                keep = True
+            else:
+                environ = build_environ(method, target, version, headers, body, server)
+                out, keep = respond(self.wsgi, environ, self.log)
+                parts = [out]
+            connection = next((v for k, v in headers if k.lower() == "connection"), "").lower()
+            wants_close = connection == "close" or (
+                version == "HTTP/1.0" and "keep-alive" not in connection
             )
-            if not self._send(conn, out) or not keep or wants_close:
+            if not self._send(conn, parts) or not keep or wants_close:
                 self._close(conn)
                 return
 
-    def _send(self, conn: Connection, data: bytes) -> bool:
+    def _send(self, conn: Connection, parts: list[bytes]) -> bool:
         """All of it; nginx takes responses at once, but a large one may fill the socket."""
+        if len(parts) == 2:
+            # Head and body in one system call, without copying them into one buffer first.
+            try:
+                sent = conn.sock.sendmsg(parts)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False
+            total = len(parts[0]) + len(parts[1])
+            if sent == total:
+                return True
+            data = b"".join(parts)[sent:]
+        else:
+            data = parts[0]
         view = memoryview(data)
         deadline = time.monotonic() + max(5.0, float(self.timeout or 30))
         while view:

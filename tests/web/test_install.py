@@ -233,3 +233,23 @@ def test_dashboard_lists_hosts_and_escapes(app, rocks):
     assert "<script>" not in html
     rocks.ok("set attr Info_ClusterName '<b>x</b>'")
     assert "&lt;b&gt;x&lt;/b&gt; cluster" in app.test_client().get("/ui/hosts").data.decode()
+
+
+def test_the_workers_own_kickstart_path_answers_as_the_wsgi_one(app):
+    """The HTTP worker answers kickstart.cgi from nginx's headers without WSGI
+    (provisioner/web/worker.py); same status and body as the WSGI path, for every case."""
+    answer = app.extensions["provisioner.kickstart"].behind_proxy
+    cases = [
+        ("10.1.255.254", "", {}),
+        ("10.1.255.253", "arch=x86_64&np=4", {}),
+        ("10.1.255.254", "client=compute-0-1", {}),
+        ("10.1.200.9", "", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:03"}),
+        ("10.1.255.254", "", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:02"}),
+        ("10.9.9.9", "", {}),
+    ]
+    for ip, query, headers in cases:
+        r = get(app, "/install/sbin/kickstart.cgi" + (f"?{query}" if query else ""), ip, headers)
+        status, body = answer([("X-Real-IP", ip), *headers.items()], query)
+        assert (status, body) == (r.status_code, r.data), (ip, query, headers)
+    # Without nginx's address header there is no client to answer.
+    assert answer([], "") == (400, b"no client address from the proxy\n")
