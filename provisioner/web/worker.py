@@ -315,7 +315,8 @@ class ProxiedWorker(Worker):
 
     def _on_readable(self, conn: Connection, server: tuple[str, str]) -> None:
         try:
-            data = conn.sock.recv(262144)
+            # 64 KiB: below malloc's mmap threshold, so no mmap and munmap per request.
+            data = conn.sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
