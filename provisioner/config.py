@@ -143,6 +143,15 @@ class Config:
         "clients, so a slow node never holds a worker.",
         "server",
     )
+    http_worker_nice: int = _setting(
+        "http_worker_nice",
+        -5,
+        _int,
+        "Niceness added to the HTTP workers' (needs root to lower it). Their requests are short "
+        "and someone waits for each (a kickstart, a callback), so under a boot storm they go "
+        "ahead of the bulk transfers; 0 leaves them at provisionerd's own priority.",
+        "server",
+    )
     http_user: str = _setting(
         "http_user",
         "www-data",

@@ -71,18 +71,22 @@ def setup_logging(component: str, level: int = logging.INFO) -> None:
 
 def _deathsig_setter() -> Any:
     """A preexec function that makes the child get `sig` when the supervisor dies, however it
-    dies (kill -9 included): the process tree never outlives its supervisor."""
+    dies (kill -9 included): the process tree never outlives its supervisor. It also sets the
+    child's niceness (a lower one needs root; without, the child keeps the supervisor's)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
 
-    def arm(sig: int) -> Any:
+    def arm(sig: int, nice: int = 0) -> Any:
         def preexec() -> None:
             libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
             # The supervisor may have died between fork and prctl: then nobody will signal.
             if os.getppid() != parent:
                 os._exit(1)
+            if nice:
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + nice)
 
         return preexec
 
@@ -101,6 +105,7 @@ class Child:
     name: str
     argv: list[str]
     deathsig: int = signal.SIGTERM
+    nice: int = 0
     pass_fds: tuple[int, ...] = ()
     prepare: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
@@ -221,8 +226,16 @@ class HttpFront:
 
     def children(self) -> list[Child]:
         self._children = [
-            # SIGQUIT: gunicorn's quick shutdown; SIGTERM: nginx's.
-            Child("http", [], deathsig=signal.SIGQUIT, prepare=self.ensure_socket),
+            # SIGQUIT: gunicorn's quick shutdown; SIGTERM: nginx's. The workers' work is short
+            # and someone waits for each piece (a kickstart, a callback): ahead of bulk work
+            # when the machine is busy (as root; otherwise they run at the usual priority).
+            Child(
+                "http",
+                [],
+                deathsig=signal.SIGQUIT,
+                nice=self.config.http_worker_nice,
+                prepare=self.ensure_socket,
+            ),
             Child("nginx", self.nginx_argv(), deathsig=signal.SIGTERM),
         ]
         return self._children
@@ -249,7 +262,7 @@ class Supervisor:
             # killed with it if it dies without taking them along.
             start_new_session=True,
             pass_fds=child.pass_fds,
-            preexec_fn=self._arm(child.deathsig),
+            preexec_fn=self._arm(child.deathsig, child.nice),
         )
         child.started = time.monotonic()
         for stream in (child.proc.stdout, child.proc.stderr):
