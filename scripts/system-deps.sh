@@ -15,7 +15,8 @@ E2E_PKGS="qemu-system-x86 ipxe-qemu ipxe pxelinux syslinux-common dnsmasq-base b
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio"
 # rpm: the roll tests build small RPMs with rpmbuild; atftp and curl: TFTP interoperability.
 TEST_PKGS="$RUN_PKGS postgresql iproute2 rpm atftp curl $E2E_PKGS"
-BENCH_PKGS="$TEST_PKGS tftpd-hpa dnsperf wrk"
+# The boot storm checks every download with xxhsum (xxhash) and loads with wrk and curl.
+BENCH_PKGS="$TEST_PKGS tftpd-hpa dnsperf wrk xxhash"
 
 case "${1:-run}" in
   run) want=$RUN_PKGS ;;

@@ -237,7 +237,8 @@ http {{
         '{{"time":$msec,"level":"info","component":"nginx",'
         '"message":"$remote_addr \\\\"$request\\\\" $status $body_bytes_sent $request_time",'
         '"client":"$remote_addr","method":"$request_method","uri":"$uri","status":$status,'
-        '"bytes":$body_bytes_sent,"seconds":$request_time,"upstream":"$upstream_addr"}}';
+        '"bytes":$body_bytes_sent,"seconds":$request_time,"upstream":"$upstream_addr",'
+        '"upstream_seconds":"$upstream_response_time"}}';
     access_log /dev/stdout provisioner buffer=64k flush=1s;
 
     client_body_temp_path {_quote(temp / "body")};
