@@ -146,7 +146,8 @@ def test_kill_9_of_the_supervisor_takes_the_whole_tree(tmp_path):
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and any(alive(p) for p in tree):
             time.sleep(0.05)
-        assert [p for p in tree if alive(p)] == []
+        survivors = {p: _cmdline(p) for p in tree if alive(p)}
+        assert survivors == {}
     finally:
         first.stop()
 
@@ -238,3 +239,10 @@ def test_provisionerd_refuses_to_start_without_a_database(tmp_path):
         done.stderr.startswith("provisionerd: error: no database at")
         and done.stderr.count("\n") == 1
     )
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"

@@ -22,6 +22,7 @@ ones upstream). Anything else — folded or nameless headers, `Transfer-Encoding
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -242,6 +243,13 @@ def simple(status: int, message: str) -> bytes:
 class ProxiedWorker(Worker):
     """`--worker-class provisioner.web.worker.ProxiedWorker`; see the module docstring."""
 
+    def init_process(self) -> None:
+        # provisionerd's promise that its tree dies whole (provisioner/daemon.py) reaches the
+        # workers too: they go the moment the gunicorn master does, however it goes, rather
+        # than when the next heartbeat notices, which on a loaded machine can be seconds.
+        _die_with_parent(self.ppid)
+        super().init_process()
+
     def run(self) -> None:
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
@@ -413,3 +421,13 @@ class ProxiedWorker(Worker):
             return
         for conn in [c for c in self.connections.values() if now - c.last > IDLE_SECONDS]:
             self._close(conn)
+
+
+def _die_with_parent(ppid: int) -> None:
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PDEATHSIG
+    if os.getppid() != ppid:  # the master died before the prctl: nobody will signal
+        os._exit(1)

@@ -81,7 +81,11 @@ def test_seed_vm_flow_on_real_qemu(netns, cluster, libvirtd, tmp_path: Path):  #
     assert saved.stat().st_size > 0
     rocks(env, "restore", "host", "vm", VM)
     dom = conn.lookupByName(VM)
-    assert dom.isActive() and state_of(env) == "active"
+    # Restored mid-boot, it goes on where it was: on a busy machine it may already have
+    # fetched its kickstart and powered itself off by now (shut off by the guest, reason
+    # 1), which a VM that stayed saved (reason 5) cannot have done.
+    state, reason = dom.state()
+    assert state == 1 or (state == 5 and reason == 1), (state, reason)  # running, or done
 
     # It installs like a physical node: kickstart from its own address, then the callback.
     netlab.wait_until(
