@@ -110,20 +110,20 @@ def host_removing(session: Session, host: Host, hooks: Hooks) -> None:
     # domain goes with its host (its rows go by cascade).
     from provisioner.db.reader import Reader
     from provisioner.errors import Vetoed
-    from provisioner.plugins.xen import power, vms
+    from provisioner.plugins.xen import power, queries, vmconfig
     from provisioner.services.hostargs import host_by_id
 
     reader = Reader.for_session(session)
-    held = vms.vms_on(reader, host.id)
+    held = queries.vms_on(reader, host.id)
     if held:
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise Vetoed(
             f"{host.name} holds VMs ({shown}): move them ('rocks move host vm') "
             "or remove them first"
         )
-    vm = vms.vm_of(reader, host_by_id(reader, host.id))
+    vm = queries.vm_of(reader, host_by_id(reader, host.id))
     if vm is not None:
-        cfg = vms.vm_config(reader, vm, vms.Containers(reader))
+        cfg = vmconfig.vm_config(reader, vm, vmconfig.Containers(reader))
         try:
             power.call(hooks, cfg, "undefine", lambda d: d.undefine(cfg))
         except Exception as exc:

@@ -50,7 +50,7 @@ class AddCluster(Command):
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.errors import NotFound, UsageError
-        from provisioner.plugins.xen.vms import add_cluster
+        from provisioner.plugins.xen.planner import add_cluster
 
         try:
             computes = int(args[2])
@@ -110,17 +110,17 @@ class ListCluster(Command):
     )
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import power, queries, vmconfig
 
         hosts = ctx.hosts([])
         fronts = [h for h in hosts if h.appliance == "frontend"]
         if args:
             wanted = {h.id for h in ctx.hosts(args)}
             fronts = [h for h in fronts if h.id in wanted]
-        vm_rows = {v.host.id: v for v in vms.list_vms(ctx.reader)}
-        nics = vms.nics_of(ctx.reader, [h.id for h in hosts])
+        vm_rows = {v.host.id: v for v in queries.list_vms(ctx.reader)}
+        nics = queries.nics_of(ctx.reader, [h.id for h in hosts])
         public = ctx.reader.scalar("SELECT id FROM subnets WHERE name = 'public'")
-        containers = vms.Containers(ctx.reader)
+        containers = vmconfig.Containers(ctx.reader)
         header = ["frontend", "client nodes", "type"] + (["status"] if params["status"] else [])
         out = ctx.table(header)
 
@@ -128,7 +128,7 @@ class ListCluster(Command):
             vm = vm_rows.get(host_id)
             if not params["status"] or vm is None:
                 return None
-            cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
+            cfg = vmconfig.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
             return power.status(ctx.hooks, cfg)
 
         def row(owner: str | None, client: str | None, kind: str, host_id: int) -> None:

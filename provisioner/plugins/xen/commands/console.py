@@ -30,13 +30,13 @@ class OpenHostConsole(Command):
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.db.reader import Reader
         from provisioner.errors import UsageError
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import power, queries, vmconfig
         from provisioner.services.hostargs import resolve_host
 
         # Read what we need and let the database go: attaching may last hours.
         with Reader.connect(ctx.config.db_url, timeout=ctx.config.database_timeout) as reader:
-            vm = vms.require_vm(reader, resolve_host(reader, args[0]))
-            cfg = vms.vm_config(reader, vm, vms.Containers(reader))
+            vm = queries.require_vm(reader, resolve_host(reader, args[0]))
+            cfg = vmconfig.vm_config(reader, vm, vmconfig.Containers(reader))
         info = power.call(ctx.hooks, cfg, "find the console of", lambda d: d.console(cfg))
         if not params["attach"]:
             ctx.write("\n".join(info.lines))

@@ -15,11 +15,11 @@ from provisioner.plugins.xen.commands.vm import VMS
 
 
 def _configs(ctx: Context, args: list[str]) -> list[Any]:
-    from provisioner.plugins.xen import vms
+    from provisioner.plugins.xen import queries, vmconfig
 
-    containers = vms.Containers(ctx.reader)
+    containers = vmconfig.Containers(ctx.reader)
     return [
-        vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+        vmconfig.vm_config(ctx.reader, queries.require_vm(ctx.reader, h), containers)
         for h in ctx.hosts(args, at_least_one=True)
     ]
 
@@ -27,21 +27,21 @@ def _configs(ctx: Context, args: list[str]) -> list[Any]:
 def _boot(ctx: Context, args: list[str], install: bool) -> None:
     """Define from the database and start; para-virtual installs then flip to `os` (Rocks
     did this at start: their install kernel is in this boot's definition only)."""
-    from provisioner.plugins.xen import power, vms
+    from provisioner.plugins.xen import mutations, power, queries, vmconfig
     from provisioner.services.boot import set_state
 
     hosts = ctx.hosts(args, at_least_one=True)
     for h in hosts:
-        vms.require_vm(ctx.reader, h)
+        queries.require_vm(ctx.reader, h)
         if install:
-            set_state(ctx.session, vms.host_model(ctx.session, h.id), "install")
+            set_state(ctx.session, mutations.host_model(ctx.session, h.id), "install")
     ctx.session.flush()
-    containers = vms.Containers(ctx.reader)
+    containers = vmconfig.Containers(ctx.reader)
     started = []
     try:
         for h in hosts:
             # Read again: the row now carries the boot action just set.
-            cfg = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+            cfg = vmconfig.vm_config(ctx.reader, queries.require_vm(ctx.reader, h), containers)
             if power.status(ctx.hooks, cfg) in ("active", "paused"):
                 # Starting a running VM is done already; redefining it under itself is not.
                 then = " (it installs at its next boot)" if install else ""
@@ -50,9 +50,11 @@ def _boot(ctx: Context, args: list[str], install: bool) -> None:
             power.define_and_start(ctx.hooks, cfg)
             started.append(cfg)
             if cfg.boot is not None:
-                set_state(ctx.session, vms.host_model(ctx.session, h.id), "os")
+                set_state(ctx.session, mutations.host_model(ctx.session, h.id), "os")
                 ctx.session.flush()
-                after = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+                after = vmconfig.vm_config(
+                    ctx.reader, queries.require_vm(ctx.reader, h), containers
+                )
                 power.call(ctx.hooks, after, "define", lambda d, c=after: d.define(c))
     except BaseException:
         # The transaction rolls back the boot actions of every VM named: the ones already
@@ -196,24 +198,24 @@ class MoveHostVm(Command):
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.errors import UsageError
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import mutations, power, queries, vmconfig
 
-        vm = vms.require_vm(ctx.reader, ctx.host(args[0]))
+        vm = queries.require_vm(ctx.reader, ctx.host(args[0]))
         target = ctx.host(args[1])
         if target.id == vm.container.id:
             raise UsageError(f"{vm.host.name} is already on {target.name}")
-        if target.id == vm.host.id or vms.vm_of(ctx.reader, target) is not None:
+        if target.id == vm.host.id or queries.vm_of(ctx.reader, target) is not None:
             raise UsageError(f"'{target.name}' is a VM: a VM cannot hold VMs")
-        containers = vms.Containers(ctx.reader)
-        source = vms.vm_config(ctx.reader, vm, containers)
-        moved = vms.vm_config(ctx.reader, vm, containers, container=target)
+        containers = vmconfig.Containers(ctx.reader)
+        source = vmconfig.vm_config(ctx.reader, vm, containers)
+        moved = vmconfig.vm_config(ctx.reader, vm, containers, container=target)
         if moved.driver != source.driver:
             raise UsageError(
                 f"cannot move {vm.host.name}: {vm.container.name} uses VM driver "
                 f"'{source.driver}' and {target.name} '{moved.driver}'"
             )
         # The database first: a constraint failure must stop us before the hypervisor acts.
-        vms.move_rows(ctx.session, vm, target, containers.get(target).disk_dir)
+        mutations.move_rows(ctx.session, vm, target, containers.get(target).disk_dir)
         bar = ProgressBar(ctx, f"moving {vm.host.name} to {target.name}")
         try:
             power.call(ctx.hooks, source, "move", lambda d: d.move(source, moved, bar))

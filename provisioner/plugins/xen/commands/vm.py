@@ -60,7 +60,7 @@ class AddHostVm(Command):
     )
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen.vms import VmPlanner, VmRequest, parse_vlans
+        from provisioner.plugins.xen.planner import VmPlanner, VmRequest, parse_vlans
 
         containers = ctx.hosts(args, at_least_one=True)
         vlans = parse_vlans(params["vlan"], params["num-macs"])
@@ -108,16 +108,16 @@ class ListHostVm(Command):
     )
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import power, queries, vmconfig
 
         selected = ctx.hosts(args) if args else None
-        rows = vms.list_vms(ctx.reader)
+        rows = queries.list_vms(ctx.reader)
         if selected is not None:
             ids = {h.id for h in selected}
             rows = [v for v in rows if v.host.id in ids or v.container.id in ids]
-        nics = vms.nics_of(ctx.reader, [v.host.id for v in rows])
-        disks = vms.disks_of(ctx.reader, [v.id for v in rows]) if params["showdisks"] else {}
-        containers = vms.Containers(ctx.reader)
+        nics = queries.nics_of(ctx.reader, [v.host.id for v in rows])
+        disks = queries.disks_of(ctx.reader, [v.id for v in rows]) if params["showdisks"] else {}
+        containers = vmconfig.Containers(ctx.reader)
         header = ["vm-host", "slice", "mem", "cpus", "mac", "host"]
         if params["status"]:
             header.append("status")
@@ -130,7 +130,7 @@ class ListHostVm(Command):
             first: list[Any] = [vm.slice, vm.mem, vm.host.cpus, macs[0] if macs else None]
             first.append(vm.container.name)
             if params["status"]:
-                cfg = vms.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
+                cfg = vmconfig.vm_config(ctx.reader, vm, containers, disks=[], nics=[], boot=False)
                 first.append(power.status(ctx.hooks, cfg))
             if params["showdisks"]:
                 first += [vm_disks[0].spec, vm_disks[0].size] if vm_disks else [None, None]
@@ -168,7 +168,7 @@ class SetHostVm(Command):
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.errors import UsageError
-        from provisioner.plugins.xen.vms import set_vm
+        from provisioner.plugins.xen.mutations import set_vm
 
         keys = ("disk", "disksize", "mem", "physnode", "slice", "virt-type")
         if all(params[k] is None for k in keys):
@@ -200,11 +200,11 @@ class ReportHostVm(Command):
     examples = (("rocks report host vm compute-0-0-0", "The libvirt XML of compute-0-0-0."),)
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import power, queries, vmconfig
 
-        containers = vms.Containers(ctx.reader)
+        containers = vmconfig.Containers(ctx.reader)
         for h in ctx.hosts(args, at_least_one=True):
-            cfg = vms.vm_config(ctx.reader, vms.require_vm(ctx.reader, h), containers)
+            cfg = vmconfig.vm_config(ctx.reader, queries.require_vm(ctx.reader, h), containers)
             ctx.write(power.call(ctx.hooks, cfg, "describe", lambda d, c=cfg: d.describe(c)))
 
 
@@ -220,10 +220,10 @@ class DumpHostVm(Command):
     examples = (("rocks dump host vm > vms.rocks", "Save every VM's settings."),)
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen import vms
+        from provisioner.plugins.xen import queries
 
-        rows = vms.list_vms(ctx.reader, ctx.hosts(args) if args else None)
-        for line in vms.dump_lines(ctx.reader, rows):
+        rows = queries.list_vms(ctx.reader, ctx.hosts(args) if args else None)
+        for line in queries.dump_lines(ctx.reader, rows):
             ctx.write(line)
 
 
@@ -240,11 +240,11 @@ class RemoveHostVm(Command):
     examples = (("rocks remove host vm compute-0-0-0", "compute-0-0-0 is no longer a VM."),)
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
-        from provisioner.plugins.xen import power, vms
+        from provisioner.plugins.xen import mutations, power, queries, vmconfig
 
-        containers = vms.Containers(ctx.reader)
+        containers = vmconfig.Containers(ctx.reader)
         for h in ctx.hosts(args, at_least_one=True):
-            vm = vms.require_vm(ctx.reader, h)
-            cfg = vms.vm_config(ctx.reader, vm, containers)
-            vms.remove_vm_rows(ctx.session, h.id)
+            vm = queries.require_vm(ctx.reader, h)
+            cfg = vmconfig.vm_config(ctx.reader, vm, containers)
+            mutations.remove_vm_rows(ctx.session, h.id)
             power.call(ctx.hooks, cfg, "undefine", lambda d, c=cfg: d.undefine(c))
