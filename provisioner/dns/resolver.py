@@ -8,68 +8,63 @@ authoritative answers (NXDOMAIN for unknown names, NODATA with the SOA for missi
 anything else is forwarded to the upstreams for clients on our networks, or REFUSED when there
 are none (or the client is elsewhere: no open resolver).
 
-For speed it also keeps the answers pre-packed: `lookup(packet)` finds the answer to a plain
-query (one question, no other records but an optional bare EDNS OPT) by its question bytes,
-with the query's id, RD bit and question case patched in. Answers computed the slow way
-(NXDOMAIN, NODATA for rarer types) are added to that table as they are asked, up to a bound.
+For speed it also keeps the answers pre-packed (`wire.Entry`): `lookup(packet)` finds the
+answer to a plain query (one question, no other records but an optional bare EDNS OPT) by its
+question bytes, with the query's id, RD bit and question case patched in. Answers computed the
+slow way (NXDOMAIN, NODATA for rarer types) are added to that table as they are asked, up to a
+bound.
+
+`FastResolver` is what `server.DnsServer` asks of a resolver; `ClusterResolver` is one, and
+`DnslibResolver` makes one of any other dnslib resolver. The bytes are `wire`'s business, the
+upstreams `forward`'s.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import random
-import socket
 import struct
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from dnslib import CLASS, OPCODE, QTYPE, RCODE, RR, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import CLASS, OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 from dnslib.server import BaseResolver
 
+from provisioner.dns.forward import Forwarder
+from provisioner.dns.wire import OPT_RR, Entry, Packer, encode_name, entry_of, question_key
 from provisioner.dns.zones import ZoneView, build_view
 
 log = logging.getLogger("provisioner.dns")
 
-# Our EDNS OPT record: root name, type 41, UDP payload 1232, extended rcode 0, version 0,
-# flags 0 (no DO: nothing is signed), no options.
-OPT_RR = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
-UDP_PAYLOAD = 1232
-_PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00"
 _CACHE_LIMIT = 20_000
 
-Entry = tuple[tuple[bytes, bytes, bytes, bytes], bytes]
 
+@runtime_checkable
+class FastResolver(Protocol):
+    """What the server needs of a resolver.
 
-def question_key(data: bytes) -> tuple[bytes, bytes, int] | None:
-    """For a plain query: (table key, question as sent, EDNS flag 0 or 2); else None.
-
-    Plain means QR=0, opcode QUERY, one question, no answer or authority records, and either
-    no additional record or one bare OPT (version 0, no options) at the end. The key is the
-    question with the name in lower case (only the name: type 65 is 'A' in ASCII).
+    `table` maps a plain query's question key (`wire.question_key`) to its packed answer; the
+    UDP loop reads it directly, and may find the table replaced between two queries. `lookup`
+    answers any plain query from it. `respond` answers the rest once parsed: a reply, or None
+    to have the server forward the query to `upstreams` (within `forward_timeout` seconds).
+    `start` and `stop` bracket serving (a refresh thread, say).
     """
-    n = len(data)
-    if n < 17 or data[2] & 0xF8 or data[4:10] != _PLAIN_COUNTS:
-        return None
-    ar = data[10:12]
-    if ar == b"\x00\x00":
-        q = data[12:]
-        edns = 0
-    elif (
-        ar == b"\x00\x01"
-        and n >= 28
-        and data[-11] == 0
-        and data[-10:-8] == b"\x00\x29"
-        and data[-5] == 0
-        and data[-2:] == b"\x00\x00"
-    ):
-        q = data[12:-11]
-        edns = 2
-    else:
-        return None
-    return q[:-4].lower() + q[-4:], q, edns
+
+    table: dict[bytes, Entry]
+    upstreams: list[tuple[str, int]]
+    forward_timeout: float
+
+    def lookup(self, data: bytes) -> bytes | None: ...
+
+    def respond(
+        self, request: DNSRecord, data: bytes, client: tuple[str, int], protocol: str
+    ) -> DNSRecord | None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class _Handler:
@@ -78,6 +73,31 @@ class _Handler:
     def __init__(self, client_address: tuple[str, int], protocol: str) -> None:
         self.client_address = client_address
         self.protocol = protocol
+
+
+class DnslibResolver:
+    """Any dnslib resolver as a `FastResolver`: nothing packed, nothing left to forward;
+    every query goes to its `resolve(request, handler)`."""
+
+    def __init__(self, resolver: BaseResolver) -> None:
+        self.resolver = resolver
+        self.table: dict[bytes, Entry] = {}
+        self.upstreams: list[tuple[str, int]] = []
+        self.forward_timeout = 0.0
+
+    def lookup(self, data: bytes) -> bytes | None:
+        return None
+
+    def respond(
+        self, request: DNSRecord, data: bytes, client: tuple[str, int], protocol: str
+    ) -> DNSRecord:
+        return self.resolver.resolve(request, _Handler(client, protocol))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 class ClusterResolver(BaseResolver):
@@ -104,6 +124,7 @@ class ClusterResolver(BaseResolver):
         self.refresh_interval = refresh
         self.forward_timeout = forward_timeout
         self.log = logger or log
+        self._forwarder = Forwarder(self.upstreams, forward_timeout, self.log)
         self.ra = bool(self.upstreams)
         self.view = ZoneView(-1)
         self.table: dict[bytes, Entry] = {}
@@ -281,20 +302,21 @@ class ClusterResolver(BaseResolver):
 
     def forward(self, data: bytes, tcp: bool = False) -> bytes | None:
         """Ask the upstreams in turn (blocking); the raw answer with the query's id, or None."""
-        per = self.forward_timeout / max(1, len(self.upstreams))
-        qid = data[:2]
-        for ip, port in self.upstreams:
-            new_id = struct.pack("!H", random.getrandbits(16))
-            query = new_id + data[2:]
-            try:
-                answer = _ask_tcp(query, ip, port, per) if tcp else _ask_udp(query, ip, port, per)
-                if answer is not None and not tcp and answer[2] & 0x02:
-                    answer = _ask_tcp(query, ip, port, per)  # truncated: again over TCP
-            except OSError:
-                continue
-            if answer is not None and answer[:2] == new_id and same_question(answer, query):
-                return qid + relayed(answer)[2:]
-        return None
+        return self._forwarder.ask(data, tcp)
+
+    def respond(
+        self, request: DNSRecord, data: bytes, client: tuple[str, int], protocol: str
+    ) -> DNSRecord | None:
+        """`FastResolver.respond`: our answer (kept packed for the next time it is asked),
+        None to forward a name outside our zones for a client we recurse for, else REFUSED."""
+        view = self.view
+        reply = self.answer(request, view)
+        if reply is None:
+            if self.upstreams and self.may_recurse(client[0]):
+                return None
+            return self.reply_to(request, RCODE.REFUSED, aa=False)
+        self.learn(request, reply, data, view)
+        return reply
 
     def learn(self, request: DNSRecord, reply: DNSRecord, data: bytes, view: ZoneView) -> None:
         """Keep an authoritative answer packed, so the next identical question is fast.
@@ -306,7 +328,7 @@ class ClusterResolver(BaseResolver):
         key = found[0]
         if key in self.table:
             return
-        entry = _entry(reply, self.ra)
+        entry = entry_of(reply)
         if entry is None:
             return
         with self._lock:
@@ -321,7 +343,7 @@ class ClusterResolver(BaseResolver):
         (one RR set, or NODATA with the SOA) are packed by hand; dnslib packs the rest."""
         table: dict[bytes, Entry] = {}
         forward = {z for z in view.zones if not z.endswith(".arpa.")}
-        packer = _Packer(self.ra)
+        packer = Packer(self.ra)
         for name, rrsets in view.records.items():
             qtypes = set(rrsets)
             zone = view.zone_of(name)
@@ -329,7 +351,7 @@ class ClusterResolver(BaseResolver):
                 continue
             if zone.name in forward:
                 qtypes |= {QTYPE.A, QTYPE.AAAA}
-            qname = _encode_name(name)
+            qname = encode_name(name)
             for qtype in qtypes:
                 key = qname + struct.pack("!HH", qtype, CLASS.IN)
                 entry = None
@@ -339,109 +361,10 @@ class ClusterResolver(BaseResolver):
                 if entry is None:
                     request = DNSRecord(DNSHeader(id=0, rd=0), q=DNSQuestion(name, qtype))
                     reply = self.answer(request, view)
-                    entry = _entry(reply, self.ra) if reply is not None else None
+                    entry = entry_of(reply) if reply is not None else None
                 if entry is not None:
                     table[key] = entry
         return table
-
-
-class _Packer:
-    """Hand-packed answers: the owner of every answer RR is the question's name (a pointer
-    to offset 12), record data names are written in full (no compression needed)."""
-
-    def __init__(self, ra: bool) -> None:
-        self.flags = bytes((0x84, 0x80 if ra else 0x00))  # QR AA / RA
-        self._rdata: dict[int, bytes] = {}
-
-    def answer(self, rrs: list[RR]) -> Entry | None:
-        rest = b"".join(b"\xc0\x0c" + self._rr_tail(rr) for rr in rrs)
-        return self._entry(len(rrs), 0, rest)
-
-    def nodata(self, soa: RR) -> Entry | None:
-        return self._entry(0, 1, _encode_name(str(soa.rname)) + self._rr_tail(soa))
-
-    def _rr_tail(self, rr: RR) -> bytes:
-        rdata = self._rdata.get(id(rr))
-        if rdata is None:
-            rdata = self._rdata[id(rr)] = _rdata_wire(rr)
-        return struct.pack("!HHIH", rr.rtype, rr.rclass, rr.ttl, len(rdata)) + rdata
-
-    def _entry(self, an: int, ns: int, rest: bytes) -> Entry | None:
-        if 12 + 255 + 4 + len(rest) > 512:
-            return None  # might need truncation: left to dnslib and the slow path
-        counts = struct.pack("!HHHH", 1, an, ns, 0)
-        counts_edns = struct.pack("!HHHH", 1, an, ns, 1)
-        flags, rd1 = self.flags, bytes((self.flags[0] | 0x01, self.flags[1]))
-        return (flags + counts, rd1 + counts, flags + counts_edns, rd1 + counts_edns), rest
-
-
-def _encode_name(name: str) -> bytes:
-    labels = [label for label in name.rstrip(".").split(".") if label]
-    return b"".join(bytes((len(label),)) + label.encode("ascii") for label in labels) + b"\x00"
-
-
-def _rdata_wire(rr: RR) -> bytes:
-    if rr.rtype == QTYPE.A:
-        return socket.inet_aton(str(rr.rdata))
-    if rr.rtype == QTYPE.AAAA:
-        return socket.inet_pton(socket.AF_INET6, str(rr.rdata))
-    if rr.rtype in (QTYPE.PTR, QTYPE.CNAME, QTYPE.NS):
-        return _encode_name(str(rr.rdata.label))
-    if rr.rtype == QTYPE.SOA:
-        soa = rr.rdata
-        return (
-            _encode_name(str(soa.mname))
-            + _encode_name(str(soa.rname))
-            + struct.pack("!IIIII", *soa.times)
-        )
-    raise ValueError(f"no hand packing for {QTYPE[rr.rtype]}")
-
-
-def _entry(reply: DNSRecord, ra: bool) -> Entry | None:
-    """Header variants (RD 0/1, with/without our OPT) and the bytes after the question."""
-    saved = reply.header.id, reply.header.rd
-    reply.header.id, reply.header.rd = 0, 0
-    try:
-        wire = bytes(reply.pack())
-    finally:
-        reply.header.id, reply.header.rd = saved
-    if len(wire) > 512:
-        return None  # needs truncation rules: the slow path applies them
-    qlen = _question_length(wire)
-    flags = wire[2:4]
-    counts = wire[4:12]
-    ar = struct.unpack("!H", counts[6:8])[0]
-    counts_edns = counts[:6] + struct.pack("!H", ar + 1)
-    rd1 = bytes((flags[0] | 0x01, flags[1]))
-    heads = (flags + counts, rd1 + counts, flags + counts_edns, rd1 + counts_edns)
-    return heads, wire[12 + qlen :]
-
-
-def relayed(answer: bytes) -> bytes:
-    """An upstream's answer as we pass it on: not authoritative (it is not ours), recursion
-    available (we just did it for the client)."""
-    return answer[:2] + bytes((answer[2] & ~0x04 & 0xFF, answer[3] | 0x80)) + answer[4:]
-
-
-def _question_length(wire: bytes) -> int:
-    """Length of the first question (an uncompressed name, type and class) at offset 12."""
-    i = 12
-    while wire[i]:
-        i += wire[i] + 1
-    return i + 1 + 4 - 12
-
-
-def same_question(answer: bytes, query: bytes) -> bool:
-    """The answer repeats the query's question (the name compared without case)."""
-    found = question_key(query)
-    if found is None:
-        try:
-            return DNSRecord.parse(answer).q == DNSRecord.parse(query).q
-        except Exception:  # noqa: BLE001
-            return False
-    q = found[1]
-    part = answer[12 : 12 + len(q)]
-    return len(answer) >= 12 + len(q) and part[:-4].lower() + part[-4:] == found[0]
 
 
 def _name(labels: tuple[bytes, ...]) -> str:
@@ -454,61 +377,3 @@ def _name(labels: tuple[bytes, ...]) -> str:
         else:
             parts.append(label.decode("ascii").lower())
     return ".".join(parts) + "." if parts else "."
-
-
-def _ask_udp(query: bytes, ip: str, port: int, timeout: float) -> bytes | None:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect((ip, port))
-        s.send(query)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                answer = s.recv(65535)
-            except TimeoutError:
-                return None
-            if answer[:2] == query[:2]:
-                return answer
-        return None
-
-
-def _ask_tcp(query: bytes, ip: str, port: int, timeout: float) -> bytes | None:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect((ip, port))
-        s.sendall(struct.pack("!H", len(query)) + query)
-        head = _recv_exact(s, 2)
-        if head is None:
-            return None
-        return _recv_exact(s, struct.unpack("!H", head)[0])
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes | None:
-    """Exactly n bytes from a stream socket (the TCP transport reads with it too), or None."""
-    chunks, got = [], 0
-    while got < n:
-        chunk = s.recv(n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def refused(data: bytes, rcode: int = RCODE.REFUSED, ra: bool = False) -> bytes | None:
-    """A bare error answer built from the raw query: the question is echoed except for
-    FORMERR (a question we could not parse is not repeated); None for a packet too short to
-    answer or that is itself a response (never answer those: no loops, no reflection)."""
-    if len(data) < 12 or data[2] & 0x80:
-        return None
-    flags = bytes((0x80 | (data[2] & 0x79), (0x80 if ra else 0) | rcode))
-    found = question_key(data) if rcode != RCODE.FORMERR else None
-    if found is not None:
-        return data[:2] + flags + _PLAIN_COUNTS[:2] + b"\x00\x00" * 3 + found[1]
-    return data[:2] + flags + b"\x00\x00" * 4
-
-
-def handler_for(client: tuple[str, int], protocol: str) -> _Handler:
-    return _Handler(client, protocol)

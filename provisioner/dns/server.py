@@ -13,15 +13,15 @@ every slot is taken a newcomer evicts a held connection instead of being refused
 `reuse_port`, several processes can share one port (`serve()` uses that to put a server on
 every core).
 
-Any resolver with `resolve(request, handler)` works; `ClusterResolver`'s `lookup`, `answer`,
-`learn` and `upstreams` are used when present.
+The server takes a `resolver.FastResolver` (a `ClusterResolver`); any other dnslib resolver
+(`resolve(request, handler)`) works too, wrapped in a `resolver.DnslibResolver`. Packing is
+`wire`'s, forwarding `forward.Forwarder`'s (one for the UDP loop and the TCP threads).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import select
 import socket
 import struct
@@ -29,18 +29,15 @@ import threading
 import time
 from typing import Any
 
-from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
+from dnslib import RCODE, DNSRecord
+from dnslib.server import BaseResolver
 
-from provisioner.dns.resolver import (
-    handler_for,
-    refused,
-    relayed,
-    same_question,
-)
+from provisioner.dns.forward import Forwarder
+from provisioner.dns.resolver import DnslibResolver, FastResolver
+from provisioner.dns.wire import PLAIN_COUNTS, pack_reply, refused
 
 log = logging.getLogger("provisioner.dns")
 
-_PLAIN = b"\x00\x01\x00\x00\x00\x00"
 _FORWARD = object()
 
 
@@ -50,7 +47,7 @@ class DnsServer:
 
     def __init__(
         self,
-        resolver: Any,
+        resolver: FastResolver | BaseResolver,
         address: str = "0.0.0.0",
         port: int = 53,
         tcp: bool = True,
@@ -62,7 +59,9 @@ class DnsServer:
         tcp_lifetime: float = 10.0,
         max_forwards: int = 4096,
     ) -> None:
-        self.resolver = resolver
+        self.resolver: FastResolver = (
+            resolver if isinstance(resolver, FastResolver) else DnslibResolver(resolver)
+        )
         self.log = logger or log
         self.max_tcp_clients = max(1, max_tcp_clients)
         # RFC 7766 (6.2.3) lets a server close idle or long connections; clients reconnect. A
@@ -93,12 +92,12 @@ class DnsServer:
             "malformed": 0,
             "tcp_evicted": 0,
         }
-        upstreams = getattr(resolver, "upstreams", None)
-        self._forwarder = (
-            _Forwarder(self._udp, upstreams, resolver.forward_timeout, self.log, max_forwards)
-            if upstreams and hasattr(resolver, "answer")
-            else None
-        )
+        self._forwarder: Forwarder | None = None
+        if self.resolver.upstreams:
+            self._forwarder = Forwarder(
+                self.resolver.upstreams, self.resolver.forward_timeout, self.log, max_forwards
+            )
+            self._forwarder.open(self._udp)
 
     def _bind(
         self, address: str, port: int, tcp: bool, reuse_port: bool
@@ -165,12 +164,12 @@ class DnsServer:
             raise RuntimeError("a DnsServer is started once")
         self._loop_thread = threading.current_thread()
         self._stopped.clear()
-        if hasattr(self.resolver, "start"):
-            self.resolver.start()
+        self.resolver.start()
         if self._tcp is not None:
             self._spawn(self._serve_tcp, "dns-tcp")
-        if self._forwarder is not None:
-            self._spawn(lambda: self._forwarder.run(self._stopping), "dns-forward")
+        forwarder = self._forwarder
+        if forwarder is not None:
+            self._spawn(lambda: forwarder.run(self._stopping), "dns-forward")
         self.log.info("DNS serving on %s port %d", self.address, self.port)
         try:
             self._serve_udp()
@@ -179,8 +178,7 @@ class DnsServer:
             for thread in self._threads:
                 thread.join(2)
             self._end_tcp_clients(2.0)
-            if hasattr(self.resolver, "stop"):
-                self.resolver.stop()
+            self.resolver.stop()
             self._udp.close()
             if self._tcp is not None:
                 self._tcp.close()
@@ -214,7 +212,6 @@ class DnsServer:
         sock = self._udp
         recvfrom, sendto = sock.recvfrom, sock.sendto
         resolver = self.resolver
-        fast = hasattr(resolver, "table")
         stopping = self._stopping.is_set
         ep = select.epoll()
         ep.register(sock.fileno(), select.EPOLLIN)
@@ -235,7 +232,7 @@ class DnsServer:
                 if not count & 0x3FFF and stopping():
                     return
                 # The fast path of ClusterResolver.lookup, inlined: this loop is the bottleneck.
-                if fast and len(data) >= 17 and not data[2] & 0xF8 and data[4:10] == _PLAIN:
+                if len(data) >= 17 and not data[2] & 0xF8 and data[4:10] == PLAIN_COUNTS:
                     ar = data[10:12]
                     if ar == b"\x00\x00":
                         q = data[12:]
@@ -260,8 +257,11 @@ class DnsServer:
                     self.log.exception("DNS query from %s failed", addr[0])
                     out = refused(data, RCODE.SERVFAIL)
                 if out is _FORWARD:
-                    self._forwarder.submit(data, addr)  # type: ignore[union-attr]
-                elif out is not None:
+                    if self._forwarder is not None:
+                        self._forwarder.submit(data, addr)
+                        continue
+                    out = refused(data, RCODE.SERVFAIL, ra=True)
+                if out is not None:
                     try:
                         sendto(out, addr)  # type: ignore[arg-type]
                     except OSError:
@@ -282,19 +282,10 @@ class DnsServer:
             return refused(data, RCODE.FORMERR)
         if len(request.questions) != 1:
             return refused(data, RCODE.FORMERR)
-        resolver = self.resolver
-        if hasattr(resolver, "answer"):
-            view = resolver.view
-            reply = resolver.answer(request, view)
-            if reply is None:
-                if getattr(resolver, "upstreams", None) and resolver.may_recurse(client[0]):
-                    return _FORWARD
-                reply = resolver.reply_to(request, RCODE.REFUSED, aa=False)
-            else:
-                resolver.learn(request, reply, data, view)
-        else:
-            reply = resolver.resolve(request, handler_for(client, protocol))
-        return _pack(reply, request, udp=protocol == "udp")
+        reply = self.resolver.respond(request, data, client, protocol)
+        if reply is None:
+            return _FORWARD
+        return pack_reply(reply, request, udp=protocol == "udp")
 
     # -- TCP ------------------------------------------------------------------------------------
 
@@ -416,7 +407,7 @@ class DnsServer:
 
     def _tcp_answer(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
         self.stats["tcp"] += 1
-        out = self.resolver.lookup(data) if hasattr(self.resolver, "table") else None
+        out = self.resolver.lookup(data)
         if out is None:
             try:
                 out = self._slow(data, addr, "tcp")
@@ -424,9 +415,9 @@ class DnsServer:
                 self.log.exception("DNS query from %s failed", addr[0])
                 out = refused(data, RCODE.SERVFAIL)
             if out is _FORWARD:
-                out = self.resolver.forward(data, tcp=True) or refused(
-                    data, RCODE.SERVFAIL, ra=True
-                )
+                forwarder = self._forwarder
+                answer = forwarder.ask(data, tcp=True) if forwarder is not None else None
+                out = answer or refused(data, RCODE.SERVFAIL, ra=True)
         return out
 
 
@@ -457,137 +448,6 @@ def _recv_by(conn: socket.socket, n: int, until: float) -> bytes | None:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
-
-
-class _Forwarder:
-    """Forwards UDP queries to the upstreams without blocking the UDP loop: a fresh random id
-    per query, the answer accepted only from the upstream asked, with that id and the same
-    question; the next upstream after its share of the timeout, then SERVFAIL."""
-
-    def __init__(
-        self,
-        reply_sock: socket.socket,
-        upstreams: list[tuple[str, int]],
-        timeout: float,
-        log: logging.Logger,
-        limit: int,
-    ) -> None:
-        self.reply_sock = reply_sock
-        self.upstreams = upstreams
-        self.share = timeout / max(1, len(upstreams))
-        self.log = log
-        self.limit = limit
-        self.lock = threading.Lock()
-        # id -> [client, query, upstream index, deadline]
-        self.pending: dict[int, list[Any]] = {}
-        self.socks = {
-            family: socket.socket(family, socket.SOCK_DGRAM)
-            for family in {socket.AF_INET6 if ":" in ip else socket.AF_INET for ip, _ in upstreams}
-        }
-        for sock in self.socks.values():
-            sock.setblocking(False)
-
-    def submit(self, data: bytes, client: tuple[str, int]) -> None:
-        with self.lock:
-            if len(self.pending) >= self.limit:
-                qid = None
-            else:
-                qid = random.getrandbits(16)
-                while qid in self.pending:
-                    qid = random.getrandbits(16)
-                self.pending[qid] = [client, data, 0, time.monotonic() + self.share]
-        if qid is None:
-            self._fail(data, client)
-            return
-        self._send(qid, data, 0)
-
-    def _send(self, qid: int, data: bytes, index: int) -> None:
-        ip, port = self.upstreams[index]
-        sock = self.socks[socket.AF_INET6 if ":" in ip else socket.AF_INET]
-        try:
-            sock.sendto(struct.pack("!H", qid) + data[2:], (ip, port))
-        except OSError as exc:
-            self.log.debug("DNS forward to %s:%d failed: %s", ip, port, exc)
-
-    def _fail(self, data: bytes, client: tuple[str, int]) -> None:
-        out = refused(data, RCODE.SERVFAIL, ra=True)
-        if out is not None:
-            try:
-                self.reply_sock.sendto(out, client)
-            except OSError:
-                pass
-
-    def run(self, stopping: threading.Event) -> None:
-        socks = list(self.socks.values())
-        while not stopping.is_set():
-            try:
-                ready, _, _ = select.select(socks, [], [], 0.05)
-            except (OSError, ValueError):
-                return
-            for sock in ready:
-                while True:
-                    try:
-                        answer, peer = sock.recvfrom(65535)
-                    except OSError:
-                        break  # drained (EAGAIN), or an ICMP error from an upstream
-                    self._on_answer(answer, (peer[0], peer[1]))
-            self._sweep(time.monotonic())
-
-    def _on_answer(self, answer: bytes, peer: tuple[str, int]) -> None:
-        if len(answer) < 12:
-            return
-        qid = struct.unpack("!H", answer[:2])[0]
-        with self.lock:
-            item = self.pending.get(qid)
-            if item is None or self.upstreams[item[2]] != peer:
-                return
-            if not same_question(answer, item[1]):
-                return
-            del self.pending[qid]
-        client, data = item[0], item[1]
-        try:
-            self.reply_sock.sendto(data[:2] + relayed(answer)[2:], client)
-        except OSError:
-            pass
-
-    def _sweep(self, now: float) -> None:
-        retry, failed = [], []
-        with self.lock:
-            for qid, item in list(self.pending.items()):
-                if now < item[3]:
-                    continue
-                if item[2] + 1 < len(self.upstreams):
-                    item[2] += 1
-                    item[3] = now + self.share
-                    retry.append((qid, item[1], item[2]))
-                else:
-                    del self.pending[qid]
-                    failed.append((item[1], item[0]))
-        for qid, data, index in retry:
-            self._send(qid, data, index)
-        for data, client in failed:
-            self._fail(data, client)
-
-    def close(self) -> None:
-        for sock in self.socks.values():
-            sock.close()
-
-
-def _pack(reply: DNSRecord, request: DNSRecord, udp: bool) -> bytes:
-    """Wire form with EDNS echoed and UDP truncation (TC, question only) when too long."""
-    opt = next((rr for rr in request.ar if rr.rtype == QTYPE.OPT), None)
-    limit = 65535
-    if udp:
-        limit = max(512, min(opt.rclass, 1232)) if opt is not None else 512
-    if opt is not None and not any(rr.rtype == QTYPE.OPT for rr in reply.ar):
-        reply.add_ar(EDNS0(udp_len=1232))
-    wire = reply.pack()
-    if len(wire) > limit:
-        short = reply.truncate()
-        if opt is not None:
-            short.add_ar(EDNS0(udp_len=1232))
-        wire = short.pack()
-    return wire
 
 
 def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
