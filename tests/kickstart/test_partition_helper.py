@@ -21,7 +21,8 @@ from provisioner.kickstart.renderer import KickstartRenderer
 from provisioner.kickstart.validate import validate
 from provisioner.plugins.base.attributes import ATTRIBUTES
 
-SEEDS = Path(__file__).parent / "seeds"
+# The seed's partitioning programs, kept as the worked examples of the site-profiles/ skeleton.
+SEEDS = Path(__file__).resolve().parents[2] / "site-profiles" / "examples"
 GB = 2 * 1024 * 1024  # sectors
 
 PARTED_SDA = """BYT;
@@ -413,6 +414,20 @@ SEED_ONE_DISK = [
                 "part / --size 8000 --ondisk hda",
                 "part swap --size 1000 --ondisk hda",
                 "part /mydata --size 1 --grow --ondisk hda",
+            ],
+        ),
+        (
+            "replace-partition-raid-shell.xml",
+            ["hda", "hdb"],
+            [
+                "clearpart --all --initlabel --drives=hda,hdb",
+                "part / --size 8000 --ondisk hda",
+                "part swap --size 1000 --ondisk hda",
+                "",
+                "part raid.00 --size=10000 --ondisk hda",
+                "part raid.01 --size=10000 --ondisk hdb",
+                "",
+                "raid /mydata --level=1 --device=md0 raid.00 raid.01",
             ],
         ),
     ],

@@ -14,7 +14,8 @@ from lxml import etree
 
 from provisioner.kickstart.validate import validate
 
-SEEDS = Path(__file__).parent / "seeds"
+# The seed's partitioning programs, kept as the worked examples of the site-profiles/ skeleton.
+SEEDS = Path(__file__).resolve().parents[2] / "site-profiles" / "examples"
 
 HOSTS = ("compute-0-0", "frontend", "nas-0-0", "vm-container-0-0")
 
