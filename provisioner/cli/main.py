@@ -16,7 +16,8 @@ from provisioner.cli.command import Command, parse_words
 from provisioner.cli.context import Context
 from provisioner.cli.registry import Registry
 from provisioner.config import Config
-from provisioner.errors import DatabaseError, ProvisionerError, UsageError
+from provisioner.db.errors import translate
+from provisioner.errors import ProvisionerError, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -81,7 +82,7 @@ class App:
                 pass
             return 0
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a line
-            translated = translate_db_error(exc)
+            translated = translate(exc)
             if translated is not None:
                 self._error(str(translated), debug)
                 return translated.exit_code
@@ -147,30 +148,6 @@ class App:
         finally:
             reader.close()
         return ctx.render(params)
-
-
-def translate_db_error(exc: BaseException) -> ProvisionerError | None:
-    """SQLAlchemy/driver errors that have a plain meaning, as one-line errors."""
-    module = type(exc).__module__ or ""
-    if not module.startswith(("sqlalchemy", "sqlite3", "psycopg")):
-        return None
-    text = str(getattr(exc, "orig", None) or exc)
-    if "no such table" in text or ("relation" in text and "does not exist" in text):
-        return DatabaseError("the database is not initialised: run 'rocks init frontend'")
-    if "database is locked" in text or "could not obtain lock" in text:
-        return DatabaseError("the database is busy (locked by another writer); try again")
-    if (
-        "unable to open database" in text
-        or "could not connect" in text
-        or "Connection refused" in text
-    ):
-        return DatabaseError(f"cannot open the database: {text.splitlines()[0]}")
-    name = type(exc).__name__
-    if name == "IntegrityError":
-        from provisioner.errors import Conflict
-
-        return Conflict(f"the change conflicts with existing data: {text.splitlines()[0]}")
-    return None
 
 
 def _split_first(words: Sequence[str]) -> list[str]:

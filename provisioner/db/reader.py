@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provisioner.db.errors import translate
 from provisioner.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -138,12 +139,7 @@ class Reader:
 
 def _translate(exc: Exception) -> Exception:
     """Missing tables mean an uninitialised database; say so instead of a driver message."""
-    text = str(exc)
-    if "no such table" in text or ("relation" in text and "does not exist" in text):
-        return DatabaseError("the database is not initialised: run 'rocks init frontend'")
-    if "database is locked" in text:
-        return DatabaseError("the database is busy (locked by another writer); try again")
-    return exc
+    return translate(exc) or exc
 
 
 def rows_to_dicts(cols: Iterable[str], rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -187,6 +187,14 @@ def set_state(session: Session, host: Host, state: str | None) -> None:
     host.boot_action = state
 
 
+def set_host_state(session: Session, host_id: int, state: str | None) -> None:
+    """`set_state` for a host known by id (the API's PUT /hosts/<name>/boot)."""
+    host = session.get(Host, host_id)
+    if host is None:
+        raise NotFound(f"host {host_id} is gone")
+    set_state(session, host, state)
+
+
 def set_named_action(session: Session, host: Host, which: str, name: str) -> None:
     """Set the host's install or run action; `none` clears it."""
     value = None if name.lower() == "none" else " ".join(name.split())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -146,6 +147,14 @@ def discover(session: Session, hooks: Hooks, mac: str) -> Host | None:
     session.add(InstallEvent(host_id=host.id, event="discovered", detail=json.dumps({"mac": mac})))
     session.flush()
     return host
+
+
+def publish(reader: Reader, conf_dir: Path, mac: str) -> None:
+    """A newly discovered host's fixed address for dnsmasq, at once (it rereads the hosts
+    directory): the node's next DHCP request gets the address its host now has."""
+    from provisioner.dhcp.dnsmasq import write_host_files
+
+    write_host_files(reader, conf_dir, only={mac})
 
 
 def recent(reader: Reader, limit: int = 1000) -> list[tuple[Any, ...]]:

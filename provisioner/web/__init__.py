@@ -52,7 +52,7 @@ def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flas
     def unexpected(exc: Exception) -> Response:
         from werkzeug.exceptions import HTTPException
 
-        from provisioner.cli.main import translate_db_error
+        from provisioner.db.errors import translate as translate_db_error
 
         if isinstance(exc, HTTPException):
             return exc  # type: ignore[return-value]

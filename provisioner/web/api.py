@@ -77,10 +77,8 @@ def set_boot(name: str) -> Response:
                 '{"error": "action must be install, os or run"}\n', 400, mimetype="application/json"
             )
         )
-    from provisioner.db.models import Host
+    from provisioner.services.boot import set_host_state
 
     with state().session() as session:
-        row = session.get(Host, h.id)
-        assert row is not None
-        row.boot_action = action
+        set_host_state(session, h.id, action)
     return jsonify({"name": h.name, "boot": action})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from provisioner.services.hostargs import is_mac
-from provisioner.web.install import normalize_ip
+from provisioner.services.identity import normalize_ip
 from provisioner.web.state import client_ip, state
 
 bp = Blueprint("boot", __name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
-from provisioner.web.install import normalize_ip, text
+from provisioner.services.identity import normalize_ip
+from provisioner.web.install import text
 from provisioner.web.state import client_ip, state
 
 bp = Blueprint("discovery", __name__)
@@ -18,12 +19,12 @@ def lease() -> Response:
         abort(text("leases are reported by the lease script on this machine only", 403))
     mac = request.form.get("mac", "")
     st = state()
-    from provisioner.services.discovery import discover
+    from provisioner.services.discovery import discover, publish
 
     with st.session() as session:
         host = discover(session, st.hooks, mac)
         name = host.name if host is not None else None
     if name is None:
         return text("nothing to do")
-    st.after_discovery(mac)
+    publish(st.reader(), st.config.dnsmasq_conf_dir, mac)
     return text(f"discovered {name}")

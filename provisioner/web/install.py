@@ -1,27 +1,23 @@
 """What installing nodes call: their kickstart, the install-done flip, partition reports and
 install events. (The install tree itself is static: nginx serves it, provisioner/web/nginx.py.)
 
-A kickstart is only for the host that asks from its own address. A request from an address no
-host owns may name itself by the MACs anaconda sends (`kssendmac`: X-RHN-Provisioning-MAC-N),
-but only from the private network and only for a host that has no private address of its own
-yet; naming another host than the one the address belongs to is refused (403), with nothing of
-the kickstart in the answer.
+A kickstart is only for the host that asks from its own address: which host that is, is the
+services' policy (provisioner/services/identity.py); what the host reports is written by
+services too (services/events.py, services/boot.py, services/partitions.py). This module turns
+HTTP into those calls and their answers into HTTP.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, abort, request
 
-from provisioner.db.reader import Reader
 from provisioner.errors import ProvisionerError
-from provisioner.services.hostargs import HOST_SELECT, HostRow, is_mac, normalize_mac
+from provisioner.services.hostargs import HostRow
+from provisioner.services.identity import Refused, host_by_ip, identify, macs_in, normalize_ip
 from provisioner.web.state import client_ip, state
 
 bp = Blueprint("install", __name__)
@@ -34,117 +30,12 @@ def text(body: str, status: int = 200) -> Response:
     return Response(body if body.endswith("\n") else body + "\n", status, mimetype="text/plain")
 
 
-def normalize_ip(ip: str) -> str:
-    if ip.count(".") == 3 and ":" not in ip:
-        return ip  # the common case, without parsing
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
-
-
-# From the interface to its host: a join is half the work of `h.id IN (subquery)` for SQLite,
-# and this runs for every kickstart of a storm.
-_HOST_BY_IP = (
-    HOST_SELECT.replace("FROM hosts h ", "FROM interfaces i JOIN hosts h ON h.id = i.host_id ", 1)
-    + " WHERE i.ip = :ip AND (i.vlan IS NULL OR i.vlan = 0) LIMIT 1"
-)
-
-
-def host_by_ip(reader: Reader, ip: str) -> HostRow | None:
-    rows = reader.all(_HOST_BY_IP, ip=ip)
-    return HostRow(*rows[0]) if rows else None
-
-
-def hosts_by_macs(reader: Reader, macs: list[str]) -> list[HostRow]:
-    if not macs:
-        return []
-    clause, params = reader.in_clause("m", macs)
-    rows = reader.all(
-        f"{HOST_SELECT} WHERE h.id IN "
-        f"(SELECT host_id FROM interfaces WHERE lower(mac) IN {clause})",
-        **params,
-    )
-    return [HostRow(*r) for r in rows]
-
-
-def _private_ip(reader: Reader, host_id: int) -> str | None:
-    return reader.scalar(
-        "SELECT i.ip FROM interfaces i JOIN subnets s ON s.id = i.subnet_id "
-        "WHERE i.host_id = :h AND s.name = 'private' AND i.ip IS NOT NULL",
-        h=host_id,
-    )
-
-
-def _in_private_network(reader: Reader, ip: str) -> bool:
-    row = reader.one("SELECT subnet, netmask FROM subnets WHERE name = 'private'")
-    if row is None:
-        return False
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(f"{row[0]}/{row[1]}", strict=False)
-    except ValueError:
-        return False
-
-
-class Refused(Exception):
-    """A kickstart request that gets a one-line refusal instead of a kickstart."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 MAC_HEADER = "HTTP_X_RHN_PROVISIONING_MAC_"
 
 
 def macs_of(environ: dict[str, Any]) -> list[str]:
     """MACs from anaconda's `X-RHN-Provisioning-MAC-N: <dev> <mac> [...]` headers."""
     return macs_in(v for k, v in environ.items() if k.startswith(MAC_HEADER))
-
-
-def macs_in(values: Iterable[str]) -> list[str]:
-    """The MAC of each `<dev> <mac> [...]` header value."""
-    macs = []
-    for value in values:
-        for word in str(value).split():
-            if is_mac(word):
-                macs.append(normalize_mac(word))
-                break
-    return macs
-
-
-def identify(reader: Reader, ip: str, macs: list[str], named: str | None) -> HostRow:
-    """The host a kickstart request is for; Refused (403/404) with a one-line reason."""
-    owner = host_by_ip(reader, ip)
-    if owner is not None:
-        if named and named.lower() != owner.name:
-            raise Refused(403, f"{ip} belongs to {owner.name}: it cannot ask for another host")
-        for other in hosts_by_macs(reader, macs):
-            if other.id != owner.id:
-                raise Refused(
-                    403, f"{ip} belongs to {owner.name}, not to the host of the MACs sent"
-                )
-        return owner
-    if named:
-        raise Refused(403, f"no host has address {ip}: a kickstart is only served to its own host")
-    candidates = hosts_by_macs(reader, macs)
-    if not candidates:
-        reason = f"no host has address {ip}" + (f" or MAC {', '.join(macs)}" if macs else "")
-        raise Refused(404, reason)
-    if len(candidates) > 1:
-        raise Refused(403, f"the MACs sent belong to {len(candidates)} hosts")
-    host = candidates[0]
-    own = _private_ip(reader, host.id)
-    if own is not None or not _in_private_network(reader, ip):
-        # Its kickstart would go to whoever claims its MAC: only from its own address.
-        raise Refused(
-            403, f"{host.name} must ask from its own address {own or '(private network)'}"
-        )
-    return host
 
 
 KICKSTART_PATHS = frozenset({"/install/sbin/kickstart.cgi", "/install/sbin/public/kickstart.cgi"})
@@ -178,7 +69,7 @@ def kickstart_answer(st: Any, ip: str, query: str, macs: list[str]) -> tuple[int
     except ProvisionerError as exc:
         status, body = exc.http_status if exc.http_status != 400 else 500, f"{exc}\n"
     except Exception as exc:  # noqa: BLE001 - one line to the node, the rest to the log
-        from provisioner.cli.main import translate_db_error
+        from provisioner.db.errors import translate as translate_db_error
 
         translated = translate_db_error(exc)
         if translated is None:
@@ -272,19 +163,10 @@ def set_pxeboot() -> Response:
     action = (request.values.get("action") or "os").strip('"')
     if action not in ("os", "install"):
         abort(text("action must be os or install", 400))
-    from provisioner.db.models import Host
+    from provisioner.services.events import install_finished
 
     with st.session() as session:
-        row = session.get(Host, host.id)
-        assert row is not None
-        row.boot_action = action
-        from provisioner.db.models import InstallEvent
-
-        event = "done" if action == "os" else "reinstall"
-        session.add(
-            InstallEvent(host_id=host.id, event=event, detail=json.dumps({"action": action}))
-        )
-        st.hooks.install_event(session, row, event, {"action": action})
+        install_finished(session, st.hooks, host.id, action)
     return text(f"{host.name}: boot action {action}")
 
 
@@ -298,14 +180,10 @@ def partitions() -> Response:
         abort(text('expected JSON {"partitions": [{"device": ..., ...}, ...]}', 400))
     if len(rows) > 4096:
         abort(text("too many partitions", 400))
-    from provisioner.db.models import Host
-    from provisioner.services.partitions import replace_partitions
+    from provisioner.services.events import partitions_reported
 
     with st.session() as session:
-        count = replace_partitions(session, host.id, rows)
-        row = session.get(Host, host.id)
-        assert row is not None
-        st.hooks.install_event(session, row, "partitions", {"count": count})
+        count = partitions_reported(session, st.hooks, host.id, rows)
     return text(f"{host.name}: {count} partitions recorded")
 
 

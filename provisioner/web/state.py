@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.plugins import Hooks
     from provisioner.pxe.bootconfig import BootConfigs
+    from provisioner.services.events import EventRecorder
     from provisioner.services.hostargs import HostRow
-    from provisioner.web.events import EventRecorder
 
 
 class WebState:
@@ -80,7 +80,7 @@ class WebState:
     @property
     def events(self) -> EventRecorder:
         if self._events is None:
-            from provisioner.web.events import EventRecorder
+            from provisioner.services.events import EventRecorder
 
             self._events = EventRecorder(self)
         return self._events
@@ -94,12 +94,6 @@ class WebState:
         if text is None:
             raise ProvisionerError(f"no roll renders a kickstart for {host.name}")
         return text
-
-    def after_discovery(self, mac: str) -> None:
-        """A new host: give dnsmasq its fixed address now (it rereads the hosts directory)."""
-        from provisioner.dhcp.dnsmasq import write_host_files
-
-        write_host_files(self.reader(), self.config.dnsmasq_conf_dir, only={mac})
 
     def api_token(self) -> str:
         if self.config.api_token:

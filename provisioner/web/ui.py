@@ -41,19 +41,11 @@ def cell(value: object, cls: str = "") -> str:
 @bp.get("/")
 @bp.get("/ui/hosts")
 def hosts() -> Response:
+    from provisioner.services import overview
+
     reader = state().reader()
-    name = reader.scalar("SELECT value FROM global_attributes WHERE attr = 'Info_ClusterName'")
-    rows = reader.all(
-        "SELECT h.name, a.name, i.ip, i.mac, h.boot_action, h.installaction, h.runaction, "
-        "e.event, e.created "
-        "FROM hosts h JOIN memberships m ON m.id = h.membership_id "
-        "JOIN appliances a ON a.id = m.appliance_id "
-        "LEFT JOIN interfaces i ON i.id = (SELECT min(x.id) FROM interfaces x "
-        "  JOIN subnets s ON s.id = x.subnet_id WHERE x.host_id = h.id AND s.name = 'private') "
-        "LEFT JOIN install_events e ON e.id = (SELECT max(y.id) FROM install_events y "
-        "  WHERE y.host_id = h.id) "
-        "ORDER BY a.name != 'frontend', a.name, h.rack, h.rank, h.name"
-    )
+    name = overview.cluster_name(reader)
+    rows = overview.hosts(reader)
     out = []
     installing = failed = 0
     for host, appliance, ip, mac, boot, installaction, runaction, event, when in rows:

@@ -66,7 +66,7 @@ class Batch(Command):
                     if params["stop-on-error"]:
                         break
                 except Exception as exc:  # noqa: BLE001 - one bad line must not hide the rest
-                    from provisioner.cli.main import translate_db_error
+                    from provisioner.db.errors import translate as translate_db_error
 
                     translated = translate_db_error(exc)
                     if translated is None:

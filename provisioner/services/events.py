@@ -1,10 +1,12 @@
-"""Install events, written in batches off the request path.
+"""Install events: what installing nodes report, written to the database.
 
-A kickstart storm serves a thousand kickstarts a second; a database commit per request for the
-"kickstart fetched" event would cost more than the kickstart itself. Events are queued and a
-background thread writes them every `interval` seconds in one transaction, calling each roll's
-`install_event` hook there. Events that change state (setPxeboot, partitions) do not go through
-here: their requests commit before they answer.
+Most events (kickstart fetched, pre, post, ...) are history, queued and written in batches off
+the request path: a kickstart storm serves thousands of kickstarts a second, and a database
+commit per request for its "kickstart fetched" event would cost more than the kickstart itself.
+`EventRecorder` queues them and a background thread writes them every `interval` seconds in one
+transaction, calling each roll's `install_event` hook there. Events that change state (the end
+of an install flips the boot action; partition reports) are written in the caller's session
+before the request is answered: `install_finished`, `partitions_reported`.
 """
 
 from __future__ import annotations
@@ -13,17 +15,60 @@ import collections
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from provisioner.web.state import WebState
+    from sqlalchemy.orm import Session
+
+    from provisioner.plugins import Hooks
 
 log = logging.getLogger("provisioner.events")
 
 
+class SessionOwner(Protocol):
+    """What the recorder needs of its owner (the web's state): sessions and the hooks."""
+
+    hooks: Hooks
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+
+def install_finished(session: Session, hooks: Hooks, host_id: int, action: str) -> None:
+    """The end of an install (Rocks' setPxeboot.cgi): the next network boot is `action` (`os`,
+    or `install` for a reinstall), recorded as the event `done` or `reinstall`."""
+    from provisioner.db.models import Host, InstallEvent
+    from provisioner.services.boot import set_state
+
+    row = session.get(Host, host_id)
+    if row is None:
+        from provisioner.errors import NotFound
+
+        raise NotFound(f"host {host_id} is gone")
+    set_state(session, row, action)
+    event = "done" if action == "os" else "reinstall"
+    session.add(InstallEvent(host_id=host_id, event=event, detail=json.dumps({"action": action})))
+    hooks.install_event(session, row, event, {"action": action})
+
+
+def partitions_reported(
+    session: Session, hooks: Hooks, host_id: int, rows: Sequence[dict[str, str]]
+) -> int:
+    """The partitions an installed host reports, upserted by device; how many there were."""
+    from provisioner.db.models import Host
+    from provisioner.services.partitions import replace_partitions
+
+    count = replace_partitions(session, host_id, rows)
+    row = session.get(Host, host_id)
+    if row is not None:
+        hooks.install_event(session, row, "partitions", {"count": count})
+    return count
+
+
 class EventRecorder:
-    def __init__(self, state: WebState, interval: float = 0.25) -> None:
-        self.state = state
+    def __init__(self, owner: SessionOwner, interval: float = 0.25) -> None:
+        self.state = owner
         self.interval = interval
         # A deque: appends and pops are atomic without a lock (queue.Queue took two per event).
         self._queue: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque()
