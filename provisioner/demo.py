@@ -1,13 +1,18 @@
 """`make run`: a demo cluster on the embedded SQLite database, then provisionerd on loopback.
 
 The first run creates the database under $PROVISIONER_HOME with `rocks init frontend` and the
-commands of examples/demo-cluster.rocks; later runs find it and leave it alone. provisionerd
-then serves it on unprivileged ports of 127.0.0.1 until Ctrl-C.
+commands of examples/demo-cluster.rocks, and copies the repository's site-profiles/ to
+$PROVISIONER_HOME/site-profiles with examples/extend-compute.xml active; later runs find them
+and leave them alone. The copy, not the repository's directory, is what the demo uses: there
+the example can be active without changing the checkout, and it is where `rocks` in another
+shell looks too (the default `site_profiles`). provisionerd then serves it on unprivileged
+ports of 127.0.0.1 until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -25,6 +30,8 @@ DEMO_ATTRS = [
     "Info_ClusterName=demo",
 ]
 DEMO_FILE = Path(__file__).resolve().parent.parent / "examples" / "demo-cluster.rocks"
+SITE_PROFILES = Path(__file__).resolve().parent.parent / "site-profiles"
+DEMO_ACTIVE = ("extend-compute.xml",)  # examples the demo's compute nodes show
 PORTS = {"HTTP": 8080, "TFTP": 6969, "DNS": 5353}
 
 
@@ -63,6 +70,19 @@ def http_user(config: Config) -> str | None:
         return me
 
 
+def install_site_profiles(config: Config) -> Path | None:
+    """Copy the repository's site-profiles/ where `config` looks for the site's files and
+    activate the DEMO_ACTIVE examples in its nodes/; None when that directory exists already
+    (a site's own files are never overwritten) or there is nothing to copy."""
+    target = Path(config.site_profiles_dir)
+    if target.exists() or not SITE_PROFILES.is_dir():
+        return None
+    shutil.copytree(SITE_PROFILES, target)
+    for name in DEMO_ACTIVE:
+        shutil.copy(target / "examples" / name, target / "nodes" / name)
+    return target
+
+
 def main() -> int:
     config = Config.load()
     app = App(config)
@@ -70,6 +90,10 @@ def main() -> int:
         db = config.home / "provisioner.db"
         if not config.database_url and not db.exists():
             print(f"creating the demo cluster in {config.home}")
+            site = install_site_profiles(config)
+            if site is not None:
+                active = ", ".join(f"nodes/{n}" for n in DEMO_ACTIVE)
+                print(f"site profiles: {site} (a copy of site-profiles/; active: {active})")
             status = app.main(["init", "frontend", *DEMO_ATTRS])
             if status == 0 and DEMO_FILE.exists():
                 status = app.main(["batch", str(DEMO_FILE)])
@@ -111,6 +135,7 @@ In another shell (export PROVISIONER_HOME={config.home}):
   .venv/bin/python -c "from dnslib import DNSRecord as D; \\
     print(D.parse(D.question('compute-0-0.local').send('127.0.0.1', {dns})))"    # its address
   .venv/bin/rocks set host boot compute-0-0 action=os                 # then fetch the config again
+  .venv/bin/rocks list host profile compute-0-0 | grep -A5 site:    # its site-profiles/ files
 To serve real nodes: run provisionerd with PROVISIONER_HTTP_ADDRESS, _TFTP_ADDRESS and
 _DNS_ADDRESS on the private interface (ports 80, 69, 53), and dnsmasq with the configuration
 `rocks sync config` writes (docs/deployment.md).

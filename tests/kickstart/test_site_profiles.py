@@ -106,3 +106,20 @@ def test_activated_example_changes_the_kickstart_as_it_says(cluster, site, examp
         disks, lines = partitioning
         assert run_pre_sections(text, tmp_path, disks) == lines
         assert validate("\n".join(lines) + "\n") == []
+
+
+def test_make_run_demo_copies_site_profiles_with_extend_compute_active(cluster, config):
+    from provisioner import demo
+
+    site = demo.install_site_profiles(config)
+    assert site == Path(config.site_profiles_dir)
+    assert (site / "README.md").read_text() == (SITE_PROFILES / "README.md").read_text()
+    for name in demo.DEMO_ACTIVE:
+        assert (site / "nodes" / active_name(name)).read_bytes() == (EXAMPLES / name).read_bytes()
+    text = cluster.ok("list host profile compute-0-0")
+    assert "site:nodes/extend-compute.xml" in text and "htop" in text
+    # A site's own directory is never overwritten; the repository's stays inactive.
+    (site / "nodes" / "extend-compute.xml").write_text("<kickstart/>\n")
+    assert demo.install_site_profiles(config) is None
+    assert (site / "nodes" / "extend-compute.xml").read_text() == "<kickstart/>\n"
+    assert not list((SITE_PROFILES / "nodes").glob("*.xml"))
