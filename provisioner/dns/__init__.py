@@ -1,9 +1,11 @@
 """The DNS service: authoritative for the cluster's networks with `servedns`, forwarding the rest.
 
 `zones` reads the database into zones and records, `resolver.ClusterResolver` decides the
-answers (dnslib resolver protocol), `server.DnsServer` moves packets. `serve(config)` is what
-provisionerd runs: one server process per core but one (up to four), sharing the port with
-SO_REUSEPORT, each with its own database reader. Importing this package imports none of that.
+answers (dnslib resolver protocol, and `resolver.FastResolver` for our server), `wire` packs
+them, `forward.Forwarder` asks the upstreams, `server.DnsServer` moves packets.
+`serve(config)` is what provisionerd runs: one server process per core but one (up to four),
+sharing the port with SO_REUSEPORT, each with its own database reader. Importing this
+package imports none of that.
 """
 
 from __future__ import annotations

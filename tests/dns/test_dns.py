@@ -20,7 +20,7 @@ from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
 from provisioner.dns import parse_upstreams
-from provisioner.dns.resolver import ClusterResolver
+from provisioner.dns.resolver import ClusterResolver, DnslibResolver, FastResolver
 from provisioner.dns.server import DnsServer
 from provisioner.dns.zones import fqdn, reverse_zones
 
@@ -460,6 +460,22 @@ def test_packed_answers_match_dnslib(cluster, config):
         assert fast is not None and fast[:2] == b"\xbe\xef"
         slow = resolver.answer(DNSRecord.parse(query))
         assert digest(DNSRecord.parse(fast)) == digest(slow), DNSRecord.parse(query).q
+
+
+def test_server_takes_the_cluster_resolver_itself(cluster, config, dns):
+    """ClusterResolver is a FastResolver: the server uses its packed answers and policy, not
+    the dnslib adapter (which would still answer, slowly, and block the UDP loop to forward)."""
+    resolver = ClusterResolver(config.db_url)
+    assert isinstance(resolver, FastResolver)
+    server = dns()
+    assert isinstance(server.resolver, ClusterResolver)
+    assert values(ask(server.port, "compute-0-0.local")) == ["10.1.255.254"]
+    assert server.stats["slow"] == 0  # answered from the packed table
+    other = DnsServer(BaseResolver(), "127.0.0.1", 0)
+    try:
+        assert isinstance(other.resolver, DnslibResolver)
+    finally:
+        other.stop()
 
 
 def test_recursion_only_for_our_networks(cluster, config, dns, upstream, monkeypatch):
