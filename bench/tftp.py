@@ -17,7 +17,7 @@ forks per transfer and reaps its children without accounting, so only our CPU ti
 
 Flood (issue 9): N read requests (`timeout=30`, `tsize`; half for a computed config name, half
 for pxelinux.0), 4 from each address of 127.9.0.0/16, are sent as fast as a loop goes from
-sockets that stay open and never acknowledge (`tftp_client --hold`); then a node at 127.0.0.2
+sockets that stay open and never acknowledge (`tftp.client --hold`); then a node at 127.0.0.2
 fetches its config and pxelinux.0 as pxelinux does (tsize, blksize 1468), with a 1 s timeout
 and 3 retransmissions per request, and a new request 1 s after an error or a timeout (as a PXE
 ROM retries), giving up after `--give-up` seconds. Our service runs as provisionerd runs it:
@@ -142,8 +142,8 @@ def measure(
 
 @contextlib.contextmanager
 def stalled(port: int, count: int) -> Iterator[dict]:
-    """`count` stalled requests held by `tftp_client --hold` (this checkout's) for the block."""
-    argv = [sys.executable, "-m", "provisioner.pxe.tftp_client", "--hold", str(count)]
+    """`count` stalled requests held by `tftp.client --hold` (this checkout's) for the block."""
+    argv = [sys.executable, "-m", "provisioner.pxe.tftp.client", "--hold", str(count)]
     argv += ["--network", "127.9.0.0", "--per-source", "4", "--seconds", "120"]
     argv += ["--option", "timeout=30", "--option", "tsize=0", "127.0.0.1", str(port)]
     argv += ["pxelinux.cfg/01-52-54-00-aa-00-01", "pxelinux.0"]
@@ -167,8 +167,8 @@ def _line(proc: subprocess.Popen, timeout: float) -> str:
 def node_boot(port: int, give_up: float, loader: bytes) -> tuple[list[float | None], int]:
     """Seconds until the node has its config, then pxelinux.0 (None: gave up), and how many
     of its requests failed (an error such as "server busy", or no answer)."""
-    from provisioner.pxe.tftp import TftpError
-    from provisioner.pxe.tftp_client import fetch
+    from provisioner.pxe.tftp.client import fetch
+    from provisioner.pxe.tftp.packets import TftpError
 
     start = time.monotonic()
     times: list[float | None] = []
@@ -289,7 +289,7 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose service runs")
     args = parser.parse_args()
     if args.workers is None:
-        from provisioner.pxe.tftp import default_workers
+        from provisioner.udp import default_workers
 
         args.workers = default_workers()
     if not os.path.exists(args.tftpd) or not shutil.which(args.client):

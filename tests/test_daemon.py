@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, DNSRecord
 
-from provisioner.pxe.tftp_client import fetch
+from provisioner.pxe.tftp.client import fetch
 from provisioner.testing.daemon import Provisionerd, alive, group_members
 
 BIN = Path(sys.executable).parent

@@ -16,18 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.pxe.tftp import (
+from provisioner.pxe.tftp.client import fetch, parse_oack, request_packet
+from provisioner.pxe.tftp.files import clean_path
+from provisioner.pxe.tftp.packets import (
     ERR_ACCESS,
     ERR_ILLEGAL,
     ERR_NOT_FOUND,
     ERR_UNDEFINED,
     TftpError,
-    TftpService,
-    clean_path,
     parse_request,
     to_netascii,
 )
-from provisioner.pxe.tftp_client import fetch, parse_oack, request_packet
+from provisioner.pxe.tftp.service import TftpService
 
 # Every file under the root is made of these bytes; nothing outside it is, so a leak shows.
 ALPHABET = b"abcdefghij\n"
@@ -472,8 +472,8 @@ def test_wildcard_bind_replies_from_the_address_asked(tree):
     script = f"""
 import socket, subprocess, sys
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-from provisioner.pxe.tftp import TftpService
-from provisioner.pxe.tftp_client import request_packet
+from provisioner.pxe.tftp.client import request_packet
+from provisioner.pxe.tftp.service import TftpService
 with TftpService({str(tree)!r}, "0.0.0.0", 0) as svc:
     for name, want in (("f513", b"\\x00\\x03"), ("missing", b"\\x00\\x05")):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

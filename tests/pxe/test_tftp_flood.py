@@ -1,7 +1,7 @@
 """TFTP under a flood (issue 9): stalled requests from many loopback addresses, or from one,
 must not keep a real node from its boot config and loader.
 
-The flood runs in its own process (`python -m provisioner.pxe.tftp_client --hold`), so its
+The flood runs in its own process (`python -m provisioner.pxe.tftp.client --hold`), so its
 sockets do not count against this process's open files and its CPU is not the service's GIL.
 Its sockets stay open and silent until the test ends: a closed socket would make the kernel
 answer ICMP port unreachable, which ends the transfer at once and would prove nothing. The real
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.pxe.tftp import TftpService
-from provisioner.pxe.tftp_client import fetch, parse_oack, request_packet
+from provisioner.pxe.tftp.client import fetch, parse_oack, request_packet
+from provisioner.pxe.tftp.service import TftpService
 
 REPO = Path(__file__).resolve().parents[2]
 MAC = "52-54-00-12-34-56"
@@ -84,7 +84,7 @@ def flood(
 ) -> Iterator[dict]:
     """Stalled requests held by a separate process for the `with` block; yields a dict with
     `sent` at once and, after the block, `replies` (counts by kind)."""
-    argv = [sys.executable, "-m", "provisioner.pxe.tftp_client", "--hold", str(count)]
+    argv = [sys.executable, "-m", "provisioner.pxe.tftp.client", "--hold", str(count)]
     argv += ["--network", network, "--per-source", str(per_source), "--seconds", "60"]
     argv += [a for o in options for a in ("--option", o)]
     argv += ["--ack"] if ack else []

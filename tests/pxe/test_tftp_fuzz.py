@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.pxe.tftp import TftpService
-from provisioner.pxe.tftp_client import fetch, request_packet
+from provisioner.pxe.tftp.client import fetch, request_packet
+from provisioner.pxe.tftp.service import TftpService
 
 ALPHABET = b"abcdefghij\n"
 ALLOWED = frozenset(ALPHABET) | {0x0D, 0x00}  # netascii adds CR and NUL

@@ -1,11 +1,11 @@
 """A small TFTP read client (RFC 1350, options of RFC 2347-2349 and 7440), for tests, benches
-and checking a server by hand: `python -m provisioner.pxe.tftp_client HOST PORT PATH [OUT]`.
+and checking a server by hand: `python -m provisioner.pxe.tftp.client HOST PORT PATH [OUT]`.
 
 It is strict where a server bug would hide: a DATA block out of order is not accepted, packets
 from another port than the server's transfer port are answered with error 5 and dropped, and
 the size announced in an OACK's tsize must match what arrives.
 
-`StalledRequests` (and `python -m provisioner.pxe.tftp_client --hold N HOST PORT PATH...`)
+`StalledRequests` (and `python -m provisioner.pxe.tftp.client --hold N HOST PORT PATH...`)
 plays a flood for tests and benches: N read requests from many loopback source addresses whose
 sockets stay open and silent (a closed one would make the kernel answer ICMP port unreachable,
 which ends a transfer at once), or that acknowledge the first packet only.
@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from provisioner.pxe.tftp import ACK, DATA, ERR_UNKNOWN_TID, ERROR, OACK, RRQ, TftpError
+from provisioner.pxe.tftp.packets import ACK, DATA, ERR_UNKNOWN_TID, ERROR, OACK, RRQ, TftpError
 
 _HEADER = struct.Struct("!HH")
 
@@ -255,7 +255,7 @@ def hold(argv: list[str]) -> int:
     until standard input closes (or S seconds, 60 by default), then print the reply counts."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m provisioner.pxe.tftp_client --hold")
+    parser = argparse.ArgumentParser(prog="python -m provisioner.pxe.tftp.client --hold")
     parser.add_argument("--hold", type=int, required=True)
     parser.add_argument("--network", default="127.9.0.0")
     parser.add_argument("--per-source", type=int, default=4)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0].startswith("--hold"):
         return hold(args)
     if len(args) < 3:
-        print("usage: python -m provisioner.pxe.tftp_client HOST PORT PATH [OUT]", file=sys.stderr)
+        print("usage: python -m provisioner.pxe.tftp.client HOST PORT PATH [OUT]", file=sys.stderr)
         return 2
     try:
         got = fetch(args[0], int(args[1]), args[2], options={"blksize": 1468, "tsize": 0})
