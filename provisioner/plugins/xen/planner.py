@@ -183,13 +183,12 @@ class VmPlanner:
         return ip
 
     def add(self, requests: Sequence[VmRequest]) -> list[AddedVm]:
-        from sqlalchemy import null
-
-        from provisioner.db.models import Host, Interface, VmDisk, VmNode
-        from provisioner.services.hosts import check_host_name
+        from provisioner.db.models import Interface, VmDisk, VmNode
+        from provisioner.services.hosts import NewHost, add_hosts, check_host_name
         from provisioner.services.networks import get_network
 
-        planned: list[tuple[VmRequest, Host, int, str, list[dict[str, Any]], tuple]] = []
+        planned: list[tuple[VmRequest, int, str, list[dict[str, Any]], tuple]] = []
+        new_hosts: list[NewHost] = []
         subnets: dict[str, Any] = {}
         checked: set[int] = set()
 
@@ -266,25 +265,25 @@ class VmPlanner:
                 install = "install vm" if virt == "para" else "install"
             if run is None:
                 run = "none" if virt == "para" else "os"
-            host = Host(
-                name=name,
-                membership_id=membership.id,
-                rack=req.container.rack,
-                rank=req.container.rank,
-                cpus=req.cpus,
-                os="linux",
-                arch=req.container.arch,
-                # null(): a plain None would let the columns' defaults fill them in
-                installaction=self._action(install) or null(),
-                runaction=self._action(run) or null(),
-                boot_action="install",
+            new_hosts.append(
+                NewHost(
+                    name,
+                    membership,
+                    rack=req.container.rack,
+                    rank=req.container.rank,
+                    cpus=req.cpus,
+                    arch=req.container.arch,
+                    installaction=self._action(install),
+                    runaction=self._action(run),
+                    boot_action="install",
+                )
             )
-            planned.append((req, host, slice_, virt, ifaces, disk))
+            planned.append((req, slice_, virt, ifaces, disk))
 
-        self.session.add_all([p[1] for p in planned])
-        self.session.flush()
+        # host_added goes out below, once each host's interfaces and VM rows are in.
+        hosts = add_hosts(self.session, self.hooks, new_hosts, notify=False)
         nodes = []
-        for req, host, slice_, virt, ifaces, _ in planned:
+        for (req, slice_, virt, ifaces, _), host in zip(planned, hosts, strict=True):
             self.session.add_all(Interface(host_id=host.id, **i) for i in ifaces)
             node = VmNode(
                 host_id=host.id,
@@ -297,7 +296,7 @@ class VmPlanner:
         self.session.add_all(nodes)
         self.session.flush()
         disks = []
-        for (req, _, _, _, _, disk), node in zip(planned, nodes, strict=True):
+        for (req, _, _, _, disk), node in zip(planned, nodes, strict=True):
             kind, prefix, dname, device, mode = disk
             disks.append(
                 VmDisk(
@@ -312,11 +311,13 @@ class VmPlanner:
             )
         self.session.add_all(disks)
         self.session.flush()
-        for host_id in (p[1].id for p in planned):
-            self.vm_hosts.add(host_id)
-        for _, host, _, _, _, _ in planned:
+        self.vm_hosts.update(h.id for h in hosts)
+        for host in hosts:
             self.hooks.host_added(self.session, host)
-        return [AddedVm(h.name, req.container.name, s, h.id) for req, h, s, _, _, _ in planned]
+        return [
+            AddedVm(h.name, req.container.name, s, h.id)
+            for (req, s, _, _, _), h in zip(planned, hosts, strict=True)
+        ]
 
 
 def next_free_vlan(reader: Reader) -> int:
