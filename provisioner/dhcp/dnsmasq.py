@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.db.reader import Reader
-from provisioner.dhcp.common import attrs, discovery_pool, leases, private_network
+from provisioner.dhcp.common import discovery_pool
+from provisioner.services.attrs import global_attrs as attrs
+from provisioner.services.dhcp import leases, private_network
 
 HOSTS_DIR = "hosts"
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from provisioner.db.reader import Reader
-from provisioner.dhcp.common import appliance_attr, attrs, leases, private_network
+from provisioner.services.attrs import appliance_values as appliance_attr
+from provisioner.services.attrs import global_attrs as attrs
+from provisioner.services.dhcp import leases, private_network
 
 
 def render_dhcpd(reader: Reader) -> str:

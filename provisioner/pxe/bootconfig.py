@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from provisioner.db.reader import Reader
 from provisioner.services import boot as boot_service
-from provisioner.services.hostargs import HOST_SELECT, HostRow
+from provisioner.services.discovery import is_on as discovery_on
+from provisioner.services.hostargs import HostRow
+from provisioner.services.identity import host_by_boot_address
+from provisioner.services.urls import base_url
 
 if TYPE_CHECKING:
     from provisioner.config import Config
@@ -60,18 +63,6 @@ def mac_from_pxe(name: str) -> str | None:
     """`01-52-54-00-12-34-57` (pxelinux and GRUB spelling) -> `52:54:00:12:34:57`."""
     m = _PXE_MAC.match(name.lower())
     return m.group(1).replace("-", ":") if m else None
-
-
-def base_url(config: Config, reader: Reader) -> str:
-    """Where nodes reach our HTTP server: the `public_url` setting, else the kickstart host."""
-    if config.public_url:
-        return config.public_url.rstrip("/")
-    host = reader.scalar(
-        "SELECT value FROM global_attributes WHERE attr = 'Kickstart_PrivateKickstartHost'"
-    )
-    host = host or "127.0.0.1"
-    port = "" if config.http_port == 80 or ":" in host else f":{config.http_port}"
-    return f"http://{host}{port}"
 
 
 # Rocks' installer options and their names in today's installer (anaconda's `inst.` prefix).
@@ -125,11 +116,7 @@ def host_spec(reader: Reader, host: HostRow, url: str) -> BootSpec:
 
 def default_spec(reader: Reader, url: str) -> BootSpec:
     """For machines we do not know: install while discovery is on, else the local disk."""
-    on = reader.one(
-        "SELECT d.appliance_id FROM discovery d WHERE d.enabled = :t ORDER BY d.id DESC",
-        t=True,
-    )
-    if on is None:
+    if not discovery_on(reader):
         return LOCAL
     action = boot_service.find_action(reader, "install")
     return spec_for_action(action, url + KICKSTART_PATH, boot_service.bootflags(reader, None))
@@ -261,25 +248,13 @@ class BootConfigs:
         self._reader = reader
         self._hooks = hooks
 
-    def _host_by(self, reader: Reader, mac: str | None, ip: str | None) -> HostRow | None:
-        for where, value in (("lower(mac) = :v", mac and mac.lower()), ("ip = :v", ip)):
-            if not value:
-                continue
-            rows = reader.all(
-                f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces WHERE {where})",
-                v=value,
-            )
-            if rows:
-                return HostRow(*rows[0])
-        return None
-
     def config_for(
         self, flavor: str, mac: str | None = None, ip: str | None = None
     ) -> tuple[str, bool]:
         """The `flavor` boot config of the host with this MAC or IP, or the default for
         machines we do not know; and whether the host is known."""
         reader = self._reader()
-        host = self._host_by(reader, mac, ip)
+        host = host_by_boot_address(reader, mac, ip)
         if host is None:
             url = base_url(self.config, reader)
             spec = default_spec(reader, url)

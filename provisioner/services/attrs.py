@@ -53,6 +53,18 @@ def global_attrs(reader: Reader) -> dict[str, str]:
     return dict(reader.all("SELECT attr, value FROM global_attributes"))  # type: ignore[arg-type]
 
 
+def global_value(reader: Reader, attr: str) -> str | None:
+    """One global attribute's value, or None."""
+    return reader.scalar("SELECT value FROM global_attributes WHERE attr = :a", a=attr)
+
+
+def appliance_values(reader: Reader, attr: str) -> dict[int, str]:
+    """One attribute's value for each appliance that sets it, by appliance id."""
+    return dict(
+        reader.all("SELECT appliance_id, value FROM appliance_attributes WHERE attr = :a", a=attr)  # type: ignore[arg-type]
+    )
+
+
 def os_attrs(reader: Reader, os: str | None = None) -> list[tuple[str, str, str]]:
     if os is None:
         return reader.all("SELECT os, attr, value FROM os_attributes ORDER BY os, attr")  # type: ignore[return-value]

@@ -44,6 +44,14 @@ def state(reader: Reader) -> DiscoveryState | None:
     return DiscoveryState(bool(row[0]), row[1], row[2], row[3], row[4]) if row else None
 
 
+def is_on(reader: Reader) -> bool:
+    """Whether unknown machines are being discovered now (they then boot to install)."""
+    return (
+        reader.one("SELECT d.appliance_id FROM discovery d WHERE d.enabled = :t", t=True)
+        is not None
+    )
+
+
 def enable(session: Session, appliance: str, rack: int = 0, rank: int | None = None) -> Discovery:
     from provisioner.services.appliances import get_appliance
 

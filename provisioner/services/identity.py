@@ -120,3 +120,18 @@ def identify(reader: Reader, ip: str, macs: list[str], named: str | None) -> Hos
             403, f"{host.name} must ask from its own address {own or '(private network)'}"
         )
     return host
+
+
+def host_by_boot_address(reader: Reader, mac: str | None, ip: str | None) -> HostRow | None:
+    """The host a boot-config request is for: by the MAC the firmware sent, else by the
+    address it asks from (any interface of the host, VLANs included)."""
+    for where, value in (("lower(mac) = :v", mac and mac.lower()), ("ip = :v", ip)):
+        if not value:
+            continue
+        rows = reader.all(
+            f"{HOST_SELECT} WHERE h.id IN (SELECT host_id FROM interfaces WHERE {where})",
+            v=value,
+        )
+        if rows:
+            return HostRow(*rows[0])
+    return None

@@ -245,7 +245,7 @@ def server_url(config: Config, reader: Reader, host: HostRow, attrs: dict[str, s
     network that is the address boot configs use; from elsewhere (a virtual frontend on its
     own VLAN, a frontend on the public network) the host's Kickstart_PublicKickstartHost, else
     this server's public name or address."""
-    from provisioner.pxe.bootconfig import base_url
+    from provisioner.services.urls import base_url
 
     if not _on_private_network(reader, host.id):
         name = _public_name(reader, attrs)

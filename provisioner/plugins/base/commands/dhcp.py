@@ -10,11 +10,10 @@ from provisioner.cli.context import Context
 
 def dnsmasq_options(ctx: Context) -> Any:
     from provisioner.dhcp.dnsmasq import DnsmasqOptions
-    from provisioner.pxe.bootconfig import base_url
+    from provisioner.services.attrs import global_value
+    from provisioner.services.urls import base_url
 
-    frontend = ctx.reader.scalar(
-        "SELECT value FROM global_attributes WHERE attr = 'Kickstart_PrivateAddress'"
-    )
+    frontend = global_value(ctx.reader, "Kickstart_PrivateAddress")
     tftp = ctx.config.tftp_address if ctx.config.tftp_address not in ("0.0.0.0", "::") else frontend
     return DnsmasqOptions(
         conf_dir=ctx.config.dnsmasq_conf_dir,
