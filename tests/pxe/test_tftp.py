@@ -1,5 +1,5 @@
 """The TFTP service on 127.0.0.1: files, options, computed files, path safety, retransmission,
-helper processes, and interoperability with curl and atftp."""
+helper processes, and interoperability with curl, atftp and tftpy."""
 
 from __future__ import annotations
 
@@ -518,3 +518,23 @@ def test_atftp_client(serve, tree, tmp_path):
         capture_output=True,
     )  # fmt: skip
     assert out.read_bytes() == (tree / "sub" / "dir" / "file").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "options"),
+    [("f1024", {}), ("big", {"blksize": 1468})],
+    ids=["plain", "blksize"],
+)
+def test_tftpy_client(serve, tree, tmp_path, path, options):
+    """tftpy's client, a third independent implementation beside curl and atftp (and one that
+    needs no system package): a plain download ending on a block of 0 bytes, and one with
+    blksize negotiated in an OACK."""
+    import tftpy
+
+    service = serve(timeout=1.0)
+    out = tmp_path / "tftpy.out"
+    packets: list = []  # the hook sees the OACK too
+    client = tftpy.TftpClient("127.0.0.1", service.port, options=options)
+    client.download(path, str(out), packethook=packets.append, timeout=5)
+    assert out.read_bytes() == (tree / path).read_bytes()
+    assert max(len(p.data) for p in packets if hasattr(p, "data")) == options.get("blksize", 512)
