@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from provisioner.db.reader import Reader
     from provisioner.plugins import Hooks
 
 log = logging.getLogger("provisioner.events")
@@ -64,6 +65,16 @@ def partitions_reported(
     if row is not None:
         hooks.install_event(session, row, "partitions", {"count": count})
     return count
+
+
+def events_of(reader: Reader, host_ids: list[int]) -> list[tuple[Any, ...]]:
+    """(host id, created, event, detail) of these hosts' install events, oldest first."""
+    clause, params = reader.in_clause("h", host_ids)
+    return reader.all(
+        f"SELECT host_id, created, event, detail FROM install_events WHERE host_id IN {clause} "
+        "ORDER BY id",
+        **params,
+    )
 
 
 class EventRecorder:

@@ -229,6 +229,36 @@ def next_free_ip(session: Session, subnet: Subnet, skip: set[str] | None = None)
 # -- aliases ------------------------------------------------------------------------------------
 
 
+def aliases_of(reader: Reader, host_ids: list[int]) -> list[tuple[int, str]]:
+    """(host id, alias) of these hosts, by alias."""
+    clause, params = reader.in_clause("h", host_ids)
+    return [
+        (r[0], r[1])
+        for r in reader.all(
+            f"SELECT host_id, name FROM aliases WHERE host_id IN {clause} ORDER BY name", **params
+        )
+    ]
+
+
+def interfaces_of(reader: Reader, host_ids: list[int]) -> list[tuple[Any, ...]]:
+    """(host id, subnet, device, mac, ip, netmask, module, name, vlan, options) of these
+    hosts' interfaces, by device."""
+    clause, params = reader.in_clause("h", host_ids)
+    return reader.all(
+        "SELECT i.host_id, s.name, i.device, i.mac, i.ip, s.netmask, i.module, i.name, i.vlan, "
+        "i.options FROM interfaces i LEFT JOIN subnets s ON s.id = i.subnet_id "
+        f"WHERE i.host_id IN {clause} ORDER BY i.device",
+        **params,
+    )
+
+
+def device_with_mac(reader: Reader, host_id: int, mac: str) -> str | None:
+    """The host's interface that has this (normalised) MAC."""
+    return reader.scalar(
+        "SELECT device FROM interfaces WHERE host_id = :h AND lower(mac) = :m", h=host_id, m=mac
+    )
+
+
 def add_alias(session: Session, host_id: int, name: str) -> Alias:
     from provisioner.db.models import Host
     from provisioner.services.hosts import check_host_name

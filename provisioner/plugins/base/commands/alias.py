@@ -37,11 +37,10 @@ class ListHostAlias(Command):
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         hosts = ctx.hosts(args)
         by_id = {h.id: h.name for h in hosts}
-        clause, p = ctx.reader.in_clause("h", list(by_id))
+        from provisioner.services.networks import aliases_of
+
         out = ctx.table(["host", "alias"])
-        for host_id, alias in ctx.reader.all(
-            f"SELECT host_id, name FROM aliases WHERE host_id IN {clause} ORDER BY name", **p
-        ):
+        for host_id, alias in aliases_of(ctx.reader, list(by_id)):
             out.row(by_id[host_id], alias)
 
 

@@ -92,12 +92,9 @@ class ListHostEvent(Command):
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         hosts = ctx.hosts(args)
         names = {h.id: h.name for h in hosts}
-        clause, p = ctx.reader.in_clause("h", list(names))
-        rows = ctx.reader.all(
-            f"SELECT host_id, created, event, detail FROM install_events WHERE host_id IN {clause} "
-            "ORDER BY id",
-            **p,
-        )
+        from provisioner.services.events import events_of
+
+        rows = events_of(ctx.reader, list(names))
         per: dict[int, list[tuple[Any, ...]]] = {}
         for row in rows:
             per.setdefault(row[0], []).append(row)

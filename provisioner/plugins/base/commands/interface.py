@@ -62,13 +62,9 @@ class ListHostInterface(Command):
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         hosts = ctx.hosts(args)
         by_id = {h.id: h for h in hosts}
-        clause, p = ctx.reader.in_clause("h", list(by_id))
-        rows = ctx.reader.all(
-            "SELECT i.host_id, s.name, i.device, i.mac, i.ip, s.netmask, i.module, i.name, i.vlan, "
-            "i.options FROM interfaces i LEFT JOIN subnets s ON s.id = i.subnet_id "
-            f"WHERE i.host_id IN {clause} ORDER BY i.device",
-            **p,
-        )
+        from provisioner.services.networks import interfaces_of
+
+        rows = interfaces_of(ctx.reader, list(by_id))
         order = {h.id: n for n, h in enumerate(hosts)}
         rows.sort(key=lambda r: order[r[0]])
         out = ctx.table(
@@ -177,14 +173,10 @@ class SetHostInterfaceIface(_SetInterfaceField):
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.errors import NotFound
         from provisioner.services.hostargs import normalize_mac
-        from provisioner.services.networks import set_interface
+        from provisioner.services.networks import device_with_mac, set_interface
 
         host = ctx.host(args[0])
-        device = ctx.reader.scalar(
-            "SELECT device FROM interfaces WHERE host_id = :h AND lower(mac) = :m",
-            h=host.id,
-            m=normalize_mac(params["mac"]),
-        )
+        device = device_with_mac(ctx.reader, host.id, normalize_mac(params["mac"]))
         if device is None:
             raise NotFound(f"{host.name} has no interface with MAC {params['mac']}")
         set_interface(ctx.session, host.id, device, iface=params["iface"])

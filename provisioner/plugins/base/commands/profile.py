@@ -133,9 +133,10 @@ class ListNodeXml(Command):
             attrs = read_attrs(params["attrs"])
         else:
             from provisioner.db.reader import Reader
+            from provisioner.services.attrs import global_attrs
 
             with Reader.connect(ctx.config.db_url, ctx.config.database_timeout) as reader:
-                attrs = dict(reader.all("SELECT attr, value FROM global_attributes"))
+                attrs = global_attrs(reader)
         values = renderer.node_values(attrs, args[0], params["graph"])
         if params["format"] == "kickstart":
             ctx.write(renderer.render_values(values, params["graph"], args[0]))
