@@ -15,6 +15,7 @@ from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRe
 
 if TYPE_CHECKING:
     from provisioner.config import Config
+    from provisioner.db.models import Host
     from provisioner.db.reader import Reader
     from provisioner.services.hostargs import HostRow
 
@@ -196,12 +197,10 @@ def node_directories() -> list[Path]:
 
 
 @hookimpl
-def host_removing(session: object, host: object) -> None:
+def host_removing(session: object, host: Host) -> None:
     # Everything hangs off the frontend: its interfaces are the cluster's gateway and servers.
-    from provisioner.db.models import Host
     from provisioner.errors import Vetoed
 
-    assert isinstance(host, Host)
     if host.membership.appliance.name == "frontend":
         raise Vetoed(f"'{host.name}' is the frontend and cannot be removed")
 
