@@ -161,3 +161,11 @@ def test_remove_host_removes_everything_of_it(cluster):
 
 def test_remove_host_needs_a_host(cluster):
     assert cluster("remove host").status == 2
+
+
+def test_the_frontend_cannot_be_removed(cluster):
+    # The base roll vetoes it (host_removing): everything hangs off the frontend.
+    out = cluster("remove host frontend")
+    assert out.status != 0
+    assert out.err == "error: 'frontend' is the frontend and cannot be removed\n"
+    assert "frontend" in cluster.ok("list host")
