@@ -229,6 +229,11 @@ def next_free_ip(session: Session, subnet: Subnet, skip: set[str] | None = None)
 # -- aliases ------------------------------------------------------------------------------------
 
 
+def subnet_id(reader: Reader, name: str) -> int | None:
+    """The id of the network named `name` (private, public, ...), or None."""
+    return reader.scalar("SELECT id FROM subnets WHERE name = :n", n=name)
+
+
 def aliases_of(reader: Reader, host_ids: list[int]) -> list[tuple[int, str]]:
     """(host id, alias) of these hosts, by alias."""
     clause, params = reader.in_clause("h", host_ids)

@@ -90,6 +90,10 @@ def list_vms(reader: Reader, hosts: Sequence[HostRow] | None = None) -> list[VmR
     return sorted(rows, key=lambda v: v.host.sort_key)
 
 
+def is_vm(reader: Reader, host_id: int) -> bool:
+    return bool(reader.scalar("SELECT 1 FROM vm_nodes WHERE host_id = :h", h=host_id))
+
+
 def vm_of(reader: Reader, host: HostRow) -> VmRow | None:
     rows = _vm_rows(reader, "v.host_id = :h", h=host.id)
     return rows[0] if rows else None

@@ -22,6 +22,7 @@ from provisioner.plugins.xen.queries import (
     nics_of,
 )
 from provisioner.services.hostargs import HostRow
+from provisioner.services.networks import subnet_id
 
 _ENTITY = re.compile(r"&([A-Za-z_][A-Za-z0-9_.\-]*);")
 
@@ -88,7 +89,7 @@ class Containers:
     @property
     def private_subnet(self) -> int | None:
         if self._private is False:
-            self._private = self.reader.scalar("SELECT id FROM subnets WHERE name = 'private'")
+            self._private = subnet_id(self.reader, "private")
         return self._private  # type: ignore[return-value]
 
 

@@ -89,7 +89,9 @@ class AddCluster(Command):
 
 
 def _is_vm(ctx: Context, host_id: int) -> bool:
-    return bool(ctx.reader.scalar("SELECT 1 FROM vm_nodes WHERE host_id = :h", h=host_id))
+    from provisioner.plugins.xen import queries
+
+    return queries.is_vm(ctx.reader, host_id)
 
 
 class ListCluster(Command):
@@ -111,6 +113,7 @@ class ListCluster(Command):
 
     def run(self, ctx: Context, args: list[str], params: dict[str, Any]) -> None:
         from provisioner.plugins.xen import power, queries, vmconfig
+        from provisioner.services.networks import subnet_id
 
         hosts = ctx.hosts([])
         fronts = [h for h in hosts if h.appliance == "frontend"]
@@ -119,7 +122,7 @@ class ListCluster(Command):
             fronts = [h for h in fronts if h.id in wanted]
         vm_rows = {v.host.id: v for v in queries.list_vms(ctx.reader)}
         nics = queries.nics_of(ctx.reader, [h.id for h in hosts])
-        public = ctx.reader.scalar("SELECT id FROM subnets WHERE name = 'public'")
+        public = subnet_id(ctx.reader, "public")
         containers = vmconfig.Containers(ctx.reader)
         header = ["frontend", "client nodes", "type"] + (["status"] if params["status"] else [])
         out = ctx.table(header)
