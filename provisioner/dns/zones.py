@@ -22,6 +22,7 @@ from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, A
 
 if TYPE_CHECKING:
     from provisioner.db.reader import Reader
+from provisioner.services import names
 
 log = logging.getLogger("provisioner.dns")
 
@@ -94,18 +95,12 @@ def reverse_zones(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[st
 def build_view(reader: Reader, ttl: int = 60) -> ZoneView:
     generation = reader.generation()
     view = ZoneView(generation)
-    networks = reader.all(
-        "SELECT id, name, subnet, netmask, dnszone FROM subnets WHERE servedns ORDER BY id"
-    )
+    networks = names.served_networks(reader)
     if not networks:
         return view
-    interfaces = reader.all(
-        "SELECT i.id, i.host_id, h.name, i.name, i.ip, i.subnet_id, i.device "
-        "FROM interfaces i JOIN hosts h ON h.id = i.host_id "
-        "WHERE i.ip IS NOT NULL AND i.subnet_id IS NOT NULL ORDER BY i.id"
-    )
-    aliases = reader.all("SELECT host_id, name FROM aliases ORDER BY id")
-    frontends = _frontend_ids(reader)
+    interfaces = names.addressed_interfaces(reader)
+    aliases = names.all_aliases(reader)
+    frontends = names.frontend_ids(reader)
 
     records: dict[str, dict[int, list[RR]]] = defaultdict(lambda: defaultdict(list))
     serial = generation % (1 << 32)
@@ -224,20 +219,3 @@ def _in_zones(name: str, zones: dict[str, str]) -> bool:
             return False
         name = name.split(".", 1)[1]
     return True
-
-
-def _frontend_ids(reader: Reader) -> set[int]:
-    """The frontend: the host named by Kickstart_PrivateHostname, else frontend appliances."""
-    name = reader.scalar(
-        "SELECT value FROM global_attributes WHERE attr = 'Kickstart_PrivateHostname'"
-    )
-    if name:
-        ids = reader.column("SELECT id FROM hosts WHERE name = :name", name=name)
-        if ids:
-            return set(ids)
-    return set(
-        reader.column(
-            "SELECT h.id FROM hosts h JOIN memberships m ON m.id = h.membership_id "
-            "JOIN appliances a ON a.id = m.appliance_id WHERE a.name = 'frontend'"
-        )
-    )
