@@ -47,7 +47,15 @@ from provisioner.kickstart.generate import (
     partition_json,
 )
 from provisioner.kickstart.template import Template
-from provisioner.services.partitions import COLUMNS as PARTITION_COLUMNS
+from provisioner.services.attrs import flat_values
+from provisioner.services.hostdata import (
+    DEFAULT_DISTRIBUTION,
+    Levels,
+    RollKey,
+    enabled_roll_keys,
+    host_facts,
+    partition_rows,
+)
 
 if TYPE_CHECKING:
     from provisioner.config import Config
@@ -58,24 +66,8 @@ if TYPE_CHECKING:
 SYNTAX_ATTR = "Kickstart_SyntaxVersion"
 DEFAULT_SYNTAX = "RHEL9"
 RELEASE = "provisioner"
-DEFAULT_DISTRIBUTION = "rocks-dist"
 FRONTEND = "frontend"
 
-_HOST_SQL = (
-    "SELECT 'h', attr, value FROM host_attributes WHERE host_id = :h "
-    "UNION ALL SELECT 'i', i.device, i.ip FROM interfaces i JOIN subnets s "
-    "ON s.id = i.subnet_id WHERE i.host_id = :h AND s.name = 'private' "
-    "AND i.ip IS NOT NULL AND i.vlan IS NULL "
-    "UNION ALL SELECT CASE WHEN host_id IS NULL THEN 'd' ELSE 'b' END, '', flags "
-    "FROM bootflags WHERE host_id = :h OR host_id IS NULL "
-    "UNION ALL SELECT 'g', key, CAST(value AS TEXT) FROM meta WHERE key = 'generation' "
-    # Whether there are partitions to read: a host's first install has none, so that query is
-    # saved for every node of a storm.
-    "UNION ALL SELECT 'p', '', CAST(COUNT(*) AS TEXT) FROM partitions WHERE host_id = :h"
-)
-_PARTITION_SQL = (
-    f"SELECT {', '.join(PARTITION_COLUMNS)} FROM partitions WHERE host_id = :h ORDER BY device"
-)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -88,49 +80,6 @@ class Plan:
     entries: tuple[NodeEntry, ...]
     tag_cond_names: tuple[str, ...]
     key: tuple[Any, ...]
-
-
-class _Levels:
-    """Global, OS and appliance attributes and appliance facts at one database generation."""
-
-    def __init__(self, generation: int, reader: Reader) -> None:
-        self.generation = generation
-        self.g = dict(reader.all("SELECT attr, value FROM global_attributes"))
-        self.o: dict[str, dict[str, str]] = {}
-        for os_name, attr, value in reader.all("SELECT os, attr, value FROM os_attributes"):
-            self.o.setdefault(os_name, {})[attr] = value
-        self.a: dict[int, dict[str, str]] = {}
-        for app, attr, value in reader.all(
-            "SELECT appliance_id, attr, value FROM appliance_attributes"
-        ):
-            self.a.setdefault(app, {})[attr] = value
-        self.appliances: dict[int, tuple[str, str]] = {
-            r[0]: (r[1] or "default", r[2] or "")
-            for r in reader.all("SELECT id, graph, node FROM appliances")
-        }
-        self.distribution: dict[int, str] = {
-            r[0]: r[1] or DEFAULT_DISTRIBUTION
-            for r in reader.all("SELECT id, distribution FROM memberships")
-        }
-        self.rolls = enabled_roll_keys(reader)
-
-
-@dataclass(frozen=True)
-class _RollKey:
-    name: str
-    version: str
-    arch: str
-
-
-def enabled_roll_keys(reader: Reader) -> tuple[_RollKey, ...]:
-    """The enabled roll media (name, version, arch), whose nodes/ and graphs/ are searched."""
-    return tuple(
-        _RollKey(*r)
-        for r in reader.all(
-            "SELECT name, version, arch FROM rolls WHERE enabled = :t ORDER BY name, version, arch",
-            t=True,
-        )
-    )
 
 
 class _LRU:
@@ -162,10 +111,10 @@ class KickstartRenderer:
         self.config = config
         dirs = directories if directories is not None else default_directories(config, hooks)
         self._fixed_dirs = list(dirs)
-        self._roll_keys: tuple[_RollKey, ...] | None = None
+        self._roll_keys: tuple[RollKey, ...] | None = None
         self.catalog = NodeCatalog(dirs, check_interval=check_interval)
         self._lock = threading.RLock()
-        self._levels: _Levels | None = None
+        self._levels: Levels | None = None
         self._graphs: dict[tuple[int, str], Graph] = {}
         self._plans = _LRU(cache_size)
         self._templates = _LRU(cache_size)
@@ -198,26 +147,8 @@ class KickstartRenderer:
 
     def host_values(self, reader: Reader, host: HostRow) -> tuple[dict[str, str], str, str]:
         """(values, graph, root node): the host's attributes with the XML-time extras."""
-        own: dict[str, str] = {}
-        addrs: list[tuple[str, str]] = []
-        flags: str | None = None
-        default_flags = ""
-        generation = 0
-        partitions = 0
-        for kind, key, value in reader.all(_HOST_SQL, h=host.id):
-            if kind == "h":
-                own[key] = value
-            elif kind == "i":
-                addrs.append((key, value))
-            elif kind == "b":
-                flags = value or ""
-            elif kind == "d":
-                default_flags = value or ""
-            elif kind == "p":
-                partitions = int(value or 0)
-            else:
-                generation = int(value or 0)
-        levels = self._levels_at(reader, generation)
+        facts = host_facts(reader, host.id)
+        levels = self._levels_at(reader, facts.generation)
         self.use_rolls(levels.rolls)
         graph, root = levels.appliances.get(host.appliance_id, ("default", ""))
         if not root:
@@ -225,21 +156,15 @@ class KickstartRenderer:
                 f"appliance '{host.appliance}' has no root node: its hosts are not installed "
                 "by this server"
             )
-        values = {
-            "hostname": host.name,
-            "rack": str(host.rack),
-            "rank": str(host.rank),
-            "appliance": host.appliance,
-            "membership": host.membership,
-        }
-        values.update(levels.g)
-        values.update(levels.o.get(host.os, {}))
-        values.update(levels.a.get(host.appliance_id, {}))
-        values["os"] = host.os
-        values["arch"] = host.arch
-        values.update(own)
-        if addrs:
-            values.setdefault("hostaddr", min(addrs)[1])
+        values = flat_values(
+            host,
+            levels.g,
+            levels.o.get(host.os, {}),
+            levels.a.get(host.appliance_id, {}),
+            facts.attrs,
+        )
+        if facts.private_addrs:
+            values.setdefault("hostaddr", min(facts.private_addrs)[1])
         self._extras(values, graph, root, levels.distribution.get(host.membership_id))
         if host.appliance == FRONTEND:
             # A frontend installs lights-out from its site.attrs and rolls.xml (lights-out.xml).
@@ -247,15 +172,8 @@ class KickstartRenderer:
 
             for key, value in lights_out_values(self.config, reader, host).items():
                 values.setdefault(key, value)
-        values[BOOTFLAGS] = flags if flags is not None else default_flags
-        rows = (
-            [
-                dict(zip(PARTITION_COLUMNS, (str(c or "") for c in r), strict=True))
-                for r in reader.all(_PARTITION_SQL, h=host.id)
-            ]
-            if partitions
-            else []
-        )
+        values[BOOTFLAGS] = facts.flags if facts.flags is not None else facts.default_flags
+        rows = partition_rows(reader, host.id) if facts.partitions else []
         values[PARTITION_JSON] = partition_json(host.name, host.appliance, rows)
         return values, graph, root
 
@@ -297,18 +215,18 @@ class KickstartRenderer:
 
     # -- caches -------------------------------------------------------------------------------
 
-    def _levels_at(self, reader: Reader, generation: int) -> _Levels:
+    def _levels_at(self, reader: Reader, generation: int) -> Levels:
         levels = self._levels
         if levels is not None and levels.generation == generation and generation > 0:
             return levels
         with self._lock:
             levels = self._levels
             if levels is None or levels.generation != generation or generation == 0:
-                levels = _Levels(generation, reader)
+                levels = Levels(generation, reader)
                 self._levels = levels
             return levels
 
-    def use_rolls(self, rolls: tuple[_RollKey, ...]) -> None:
+    def use_rolls(self, rolls: tuple[RollKey, ...]) -> None:
         """Search the node files of these enabled roll media (after the site's and the plugin
         rolls'); a change gives the catalog a new version, so cached plans are not reused."""
         if rolls == self._roll_keys:

@@ -89,21 +89,52 @@ def host_only_attrs(reader: Reader, host_id: int) -> dict[str, str]:
     )
 
 
+def levels(
+    host: HostRow,
+    g: Mapping[str, str],
+    o: Mapping[str, str],
+    a: Mapping[str, str],
+    h: Mapping[str, str],
+) -> tuple[tuple[str, Mapping[str, str]], ...]:
+    """One host's attribute levels, lowest first: intrinsic < global < OS < appliance < host
+    (Rocks' I<G<O<A<H; a host's os and arch are host-level, below its own attributes). The one
+    place the order is written: `resolve` (which says where each value came from) and
+    `flat_values` (the kickstart renderer's hot path) both follow it."""
+    return (
+        ("I", intrinsic(host)),
+        ("G", g),
+        ("O", o),
+        ("A", a),
+        ("H", {"os": host.os, "arch": host.arch}),
+        ("H", h),
+    )
+
+
 def resolve(
     host: HostRow,
-    g: dict[str, str],
-    o: dict[str, str],
-    a: dict[str, str],
-    h: dict[str, str],
+    g: Mapping[str, str],
+    o: Mapping[str, str],
+    a: Mapping[str, str],
+    h: Mapping[str, str],
 ) -> dict[str, AttrValue]:
     """Merge the levels for one host; the fetching is the caller's (and may be cached)."""
-    out = {k: AttrValue(v, "I") for k, v in intrinsic(host).items()}
-    out.update((k, AttrValue(v, "G")) for k, v in g.items())
-    out.update((k, AttrValue(v, "O")) for k, v in o.items())
-    out.update((k, AttrValue(v, "A")) for k, v in a.items())
-    out["os"] = AttrValue(host.os, "H")
-    out["arch"] = AttrValue(host.arch, "H")
-    out.update((k, AttrValue(v, "H")) for k, v in h.items())
+    out: dict[str, AttrValue] = {}
+    for letter, level in levels(host, g, o, a, h):
+        out.update((k, AttrValue(v, letter)) for k, v in level.items())
+    return out
+
+
+def flat_values(
+    host: HostRow,
+    g: Mapping[str, str],
+    o: Mapping[str, str],
+    a: Mapping[str, str],
+    h: Mapping[str, str],
+) -> dict[str, str]:
+    """`resolve` without the sources: the values alone."""
+    out: dict[str, str] = {}
+    for _letter, level in levels(host, g, o, a, h):
+        out.update(level)
     return out
 
 
