@@ -1,4 +1,4 @@
-"""Ordered node files -> a compiled kickstart (`Template`) or the expanded XML.
+"""Ordered node files -> a compiled kickstart (`Template`): `KickstartBuilder`.
 
 Section order: a comment block (the host, the traversal order and the file each node came
 from), the main section with `%include /tmp/partition-info`, `%packages --ignoremissing`,
@@ -10,121 +10,55 @@ compilation was asked for (the caller keys its cache on the values of exactly th
 those conditions read). Main-section commands that may appear once keep the last node's line,
 so a later node (a site's extension) overrides an earlier one; repeatable ones (network,
 part...) accumulate. Rocks-era commands modern installers reject are dropped with a comment,
-and Rocks' /opt/rocks/bin/python interpreter becomes /usr/bin/python3.
+and Rocks' /opt/rocks/bin/python interpreter becomes /usr/bin/python3 (`syntax`). The
+partitioning sections come from `partitioning`; the expanded XML of the same nodes from
+`expanded`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 import shlex
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from provisioner.graph.errors import GraphError, where
 from provisioner.graph.model import NodeFile
 from provisioner.graph.xmlload import Ref, Tag, split
+from provisioner.kickstart.expanded import expanded_xml  # noqa: F401 - renderer.py's import
+from provisioner.kickstart.nodes import Info, NodeEntry, display_path
+from provisioner.kickstart.partitioning import (  # noqa: F401 - renderer.py's import
+    PARTITION_INCLUDE,
+    PARTITION_JSON,
+    do_partition_pre,
+    helper_pre,
+    partition_json,
+)
+from provisioner.kickstart.syntax import (
+    COMMAND_NAME,
+    DROPPED_COMMANDS,
+    LEGACY_INTERPRETERS,
+    POST_LOG,
+    POST_LOG_NOCHROOT,
+    PRE_LOG,
+    RENAMED_COMMANDS,
+    REPEATABLE_COMMANDS,
+    format_append,
+)
 from provisioner.kickstart.template import Block, Part, Slot, Template
 
-if TYPE_CHECKING:
-    from lxml import etree
-
-# Per-host values the renderer adds under names no attribute can have.
+# The per-host value the renderer adds under a name no attribute can have.
 BOOTFLAGS = "\x00bootflags"
-PARTITION_JSON = "\x00partition-json"
 
-PYTHON = "/usr/bin/python3"
-LEGACY_INTERPRETERS = {
-    "/opt/rocks/bin/python": PYTHON,
-    "/opt/rocks/bin/python2": PYTHON,
-    "/usr/bin/python": PYTHON,
-    "/usr/bin/python2": PYTHON,
-    "python": PYTHON,
-    "python2": PYTHON,
-    "python3": PYTHON,
-}
-PRE_LOG = "/tmp/ks-pre.log"
-POST_LOG = "/var/log/rocks-install.log"
-POST_LOG_NOCHROOT = "/mnt/sysimage/var/log/rocks-install.log"
-PARTITION_INCLUDE = "%include /tmp/partition-info"
-
-RENAMED_COMMANDS = {"lilo": "bootloader"}
-# Rocks 5 (RHEL 5) commands that current anaconda refuses.
-DROPPED_COMMANDS = frozenset(
-    {"install", "interactive", "langsupport", "mouse", "lilocheck", "upgrade", "auth", "key"}
-)
-# Commands a kickstart may carry many times; any other keeps the last node's line.
-REPEATABLE_COMMANDS = frozenset(
-    {
-        "network",
-        "part",
-        "partition",
-        "raid",
-        "logvol",
-        "volgroup",
-        "btrfs",
-        "user",
-        "group",
-        "sshkey",
-        "repo",
-        "driverdisk",
-        "iscsi",
-        "zfcp",
-        "fcoe",
-        "snapshot",
-        "device",
-        "module",
-        "%include",
-        "%ksappend",
-    }
-)
 IGNORED_TAGS = frozenset(
     {"description", "copyright", "changelog", "attributes", "debug", "var", "si_copyright"}
 )
-_COMMAND = re.compile(r"^[a-z][a-z0-9_\-]*$")
 _OWNER = re.compile(r"^[A-Za-z0-9_.\-]+([:.][A-Za-z0-9_.\-]+)?$")
 _PERMS = re.compile(r"^([0-7]{3,4}|[ugoa]*[+\-=][rwxXst]*(,[ugoa]*[+\-=][rwxXst]*)*)$")
 
 
-@dataclass(frozen=True)
-class NodeEntry:
-    """A node in kickstart order, with its files (base or replacement, then extensions)."""
-
-    name: str
-    files: tuple[NodeFile, ...]
-
-
-@dataclass(frozen=True)
-class Info:
-    """What the comment block says about the generation."""
-
-    graph: str
-    root: str
-    version: str
-
-
 EvalRunner = Callable[[str, str, Mapping[str, str], str, str], str]
-
-
-@functools.cache
-def helper_source() -> str:
-    return (Path(__file__).parent / "partition_helper.py").read_text()
-
-
-def display_path(nf: NodeFile) -> str:
-    # nodes/x.xml inside the roll's (or the site's) directory
-    return f"{nf.roll}:{nf.path.parent.name}/{nf.path.name}"
-
-
-def format_append(flags: str) -> str:
-    flags = " ".join(flags.split())
-    if not flags:
-        return ""
-    return ' --append="' + flags.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _strip_parts(parts: list[Part]) -> list[Part]:
@@ -310,7 +244,7 @@ class KickstartBuilder:
             if cmd in DROPPED_COMMANDS:
                 self.notes.append(f"# dropped '{child.name}' ({place}): not a current command\n")
                 continue
-            if not _COMMAND.match(cmd):
+            if not COMMAND_NAME.match(cmd):
                 raise GraphError(f"{place}: <{child.name}> is not a kickstart command")
             parts = [
                 p.replace("\n", " ") if isinstance(p, str) else p
@@ -459,10 +393,10 @@ class KickstartBuilder:
             out.append(_package_lines(self.packages_on, self.packages_off, [], {}))
         out.append("%end\n")
 
-        out.extend(_helper_pre())
+        out.extend(helper_pre())
         for section in self.pre:
             out.extend(section)
-        out.extend(_do_partition_pre())
+        out.extend(do_partition_pre())
         for section in self.post:
             out.extend(section)
         return out
@@ -482,124 +416,3 @@ def _package_lines(
     # A package one node enables and another disables is installed: the on-list wins.
     lines = sorted(enabled) + ["-" + p for p in sorted(disabled - enabled)]
     return "".join(line + "\n" for line in lines)
-
-
-def _helper_pre() -> list[Part]:
-    return [
-        "\n# Partition helper: module rocks_partition for the %pre programs below, and what\n"
-        "# the server knows of this host's disks (written by provisioner, not a node file).\n"
-        f"%pre --log={PRE_LOG}\n"
-        'T="${ROCKS_PARTITION_TMP:-/tmp}"\n'
-        'mkdir -p "$T"\n'
-        "cat > \"$T/rocks_partition.py\" << 'ROCKS_PARTITION_EOF'\n",
-        helper_source(),
-        "ROCKS_PARTITION_EOF\ncat > \"$T/rocks_partition.json\" << 'ROCKS_PARTITION_EOF'\n",
-        Slot(PARTITION_JSON, "the partition helper"),
-        "\nROCKS_PARTITION_EOF\n"
-        'if [ -z "$ROCKS_PARTITION_ROOT" ]; then\n'
-        f'  (cd "$T" && {PYTHON} -c \'import rocks_partition, sysconfig; '
-        'rocks_partition.install_copy(sysconfig.get_paths()["purelib"])\') '
-        "2>/dev/null || true\n"
-        "fi\n"
-        "%end\n",
-    ]
-
-
-def _do_partition_pre() -> list[Part]:
-    return [
-        "\n# Partitioning: /tmp/partition-info from /tmp/user_partition_info (rocks_partition)\n"
-        f"%pre --log={PRE_LOG} --interpreter={PYTHON}\n"
-        "import os\n"
-        "import sys\n"
-        'sys.path.insert(0, os.environ.get("ROCKS_PARTITION_TMP") or "/tmp")\n'
-        "import rocks_partition\n"
-        "rocks_partition.do_partition()\n"
-        "%end\n"
-    ]
-
-
-_SORTED_JSON = json.JSONEncoder(sort_keys=True)
-
-
-def partition_json(host: str, appliance: str, rows: Sequence[Mapping[str, str]]) -> str:
-    """The per-host data the helper reads from /tmp/rocks_partition.json (one line)."""
-    # One encoder for every call: json.dumps(sort_keys=True) builds a new one each time.
-    return _SORTED_JSON.encode(
-        {
-            "host": host,
-            "appliance": appliance,
-            "frontend": appliance == "frontend",
-            "partitions": [dict(r) for r in rows],
-        }
-    )
-
-
-# -- the expanded XML (`rocks list host xml`) -------------------------------------------------
-
-
-def expanded_xml(
-    nodes: Sequence[NodeEntry], values: Mapping[str, str], info: Info, host: str
-) -> str:
-    """The traversed node files as one `<kickstart>` document: references replaced by values
-    (escaped by the serializer), tags whose conditions fail left out with a comment, every
-    top-level tag annotated with the file and roll it came from."""
-    from lxml import etree
-
-    root = etree.Element("kickstart")
-    root.set("host", host)
-    root.set("graph", info.graph)
-    root.set("root", info.root)
-    root.text = "\n"
-    for entry in nodes:
-        for nf in entry.files:
-            comment = etree.Comment(f" {entry.name}: {display_path(nf)} ")
-            comment.tail = "\n"
-            root.append(comment)
-            for tag in nf.root.children:
-                if tag.name in ("description", "copyright", "changelog"):
-                    continue
-                _xml_tag(root, tag, nf, values, top=True)
-    root[-1].tail = "\n" if len(root) else None
-    return etree.tostring(root, encoding="unicode", xml_declaration=False) + "\n"
-
-
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _subst(text: str, nf: NodeFile, values: Mapping[str, str]) -> str:
-    out = []
-    for piece in split(text, nf.refs):
-        if isinstance(piece, Ref):
-            place = where(nf.path, piece.line)
-            value = Slot(piece.name, place).value(values)
-            if _NOT_XML.search(value):
-                raise GraphError(
-                    f"{place}: the value of '{piece.name}' has control characters XML cannot hold"
-                )
-            out.append(value)
-        else:
-            out.append(piece)
-    return "".join(out)
-
-
-def _xml_tag(
-    parent: etree._Element, tag: Tag, nf: NodeFile, values: Mapping[str, str], top: bool
-) -> None:
-    from lxml import etree
-
-    cond = nf.cond(tag)
-    if cond is not None and not cond(values):
-        comment = etree.Comment(f" <{tag.name}> line {tag.line}: condition false ")
-        comment.tail = _subst(tag.tail, nf, values)
-        parent.append(comment)
-        return
-    el = etree.SubElement(parent, tag.name)
-    for key, value in tag.attrs.items():
-        el.set(key, _subst(value, nf, values))
-    if top:
-        el.set("file", display_path(nf))
-        el.set("line", str(tag.line))
-    el.text = _subst(tag.text, nf, values)
-    for child in tag.children:
-        _xml_tag(el, child, nf, values, top=False)
-    el.tail = _subst(tag.tail, nf, values)
