@@ -1,7 +1,8 @@
 """The house rules of docs/dev/architecture.md, checked on the source (issue 11).
 
 - Only services (and db/, and a roll's own data modules for its own tables) hold SQL or write
-  through the ORM's models: web/, cli/, pxe/, dns/, dhcp/ and the rolls' commands call services.
+  through the ORM's models: web/, cli/, pxe/, dns/, dhcp/, kickstart/, the rolls' commands and
+  the daemons call services.
 - The core does not import the Xen roll.
 - Services do not import the web or the CLI.
 
@@ -19,8 +20,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
-# Where SQL and model writes must not be.
-GUARDED = ("web", "cli", "pxe", "dns", "dhcp", "plugins")
+# Where SQL and model writes may be: everywhere else (web/, cli/, pxe/, dns/, dhcp/, plugins/,
+# kickstart/, graph/, rolls/, the daemons) asks services. testing/ is the test harness.
+ALLOWED = ("services", "db", "testing")
 
 # A roll's own data layer, for its own tables: a roll is a package third parties write too, and
 # it owns its schema; its commands still call these modules, never SQL.
@@ -51,7 +53,7 @@ def modules() -> list[tuple[str, ast.Module]]:
 
 
 def in_guarded(rel: str) -> bool:
-    return rel.split("/", 1)[0] in GUARDED and rel not in ROLL_DATA
+    return rel.split("/", 1)[0] not in ALLOWED and rel not in ROLL_DATA
 
 
 def sql_strings(tree: ast.Module) -> list[str]:
