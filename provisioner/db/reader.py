@@ -112,6 +112,10 @@ class Reader:
     def column(self, sql: str, **params: Any) -> list[Any]:
         return [r[0] for r in self.all(sql, **params)]
 
+    def pairs(self, sql: str, **params: Any) -> dict[Any, Any]:
+        """The first column of each row to its second (`SELECT key, value ...`)."""
+        return {r[0]: r[1] for r in self.all(sql, **params)}
+
     def in_clause(self, prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """`(:p0, :p1, ...)` and its parameters, for `WHERE x IN ...`."""
         names = {f"{prefix}{i}": v for i, v in enumerate(values)}

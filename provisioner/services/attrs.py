@@ -50,7 +50,7 @@ def intrinsic(host: HostRow) -> dict[str, str]:
 
 
 def global_attrs(reader: Reader) -> dict[str, str]:
-    return dict(reader.all("SELECT attr, value FROM global_attributes"))  # type: ignore[arg-type]
+    return reader.pairs("SELECT attr, value FROM global_attributes")
 
 
 def global_value(reader: Reader, attr: str) -> str | None:
@@ -60,33 +60,43 @@ def global_value(reader: Reader, attr: str) -> str | None:
 
 def appliance_values(reader: Reader, attr: str) -> dict[int, str]:
     """One attribute's value for each appliance that sets it, by appliance id."""
-    return dict(
-        reader.all("SELECT appliance_id, value FROM appliance_attributes WHERE attr = :a", a=attr)  # type: ignore[arg-type]
+    return reader.pairs(
+        "SELECT appliance_id, value FROM appliance_attributes WHERE attr = :a", a=attr
     )
 
 
-def os_attrs(reader: Reader, os: str | None = None) -> list[tuple[str, str, str]]:
+class ScopedAttr(NamedTuple):
+    """An attribute of an OS or an appliance: (the OS or appliance name, attr, value)."""
+
+    scope: str
+    attr: str
+    value: str
+
+
+def os_attrs(reader: Reader, os: str | None = None) -> list[ScopedAttr]:
     if os is None:
-        return reader.all("SELECT os, attr, value FROM os_attributes ORDER BY os, attr")  # type: ignore[return-value]
-    return reader.all(
-        "SELECT os, attr, value FROM os_attributes WHERE os = :os ORDER BY attr", os=os
-    )  # type: ignore[return-value]
+        rows = reader.all("SELECT os, attr, value FROM os_attributes ORDER BY os, attr")
+    else:
+        rows = reader.all(
+            "SELECT os, attr, value FROM os_attributes WHERE os = :os ORDER BY attr", os=os
+        )
+    return [ScopedAttr(*r) for r in rows]
 
 
-def appliance_attrs(reader: Reader, appliance_id: int | None = None) -> list[tuple[str, str, str]]:
+def appliance_attrs(reader: Reader, appliance_id: int | None = None) -> list[ScopedAttr]:
     sql = (
         "SELECT a.name, x.attr, x.value FROM appliance_attributes x "
         "JOIN appliances a ON a.id = x.appliance_id"
     )
     if appliance_id is None:
-        return reader.all(sql + " ORDER BY a.name, x.attr")  # type: ignore[return-value]
-    return reader.all(sql + " WHERE a.id = :id ORDER BY x.attr", id=appliance_id)  # type: ignore[return-value]
+        rows = reader.all(sql + " ORDER BY a.name, x.attr")
+    else:
+        rows = reader.all(sql + " WHERE a.id = :id ORDER BY x.attr", id=appliance_id)
+    return [ScopedAttr(*r) for r in rows]
 
 
 def host_only_attrs(reader: Reader, host_id: int) -> dict[str, str]:
-    return dict(
-        reader.all("SELECT attr, value FROM host_attributes WHERE host_id = :id", id=host_id)  # type: ignore[arg-type]
-    )
+    return reader.pairs("SELECT attr, value FROM host_attributes WHERE host_id = :id", id=host_id)
 
 
 def levels(

@@ -92,7 +92,7 @@ class Levels:
 
     def __init__(self, generation: int, reader: Reader) -> None:
         self.generation = generation
-        self.g: dict[str, str] = dict(reader.all("SELECT attr, value FROM global_attributes"))  # type: ignore[arg-type]
+        self.g: dict[str, str] = reader.pairs("SELECT attr, value FROM global_attributes")
         self.o: dict[str, dict[str, str]] = {}
         for os_name, attr, value in reader.all("SELECT os, attr, value FROM os_attributes"):
             self.o.setdefault(os_name, {})[attr] = value
