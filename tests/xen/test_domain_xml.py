@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.plugins.xen.domain import domain_type, domain_xml
 from provisioner.plugins.xen.driver import VmBoot, VmConfig, VmDiskSpec, VmNic
-from provisioner.plugins.xen.libvirt_driver import domain_type, domain_xml
 
 SCHEMA = Path("/usr/share/libvirt/schemas/domain.rng")
 

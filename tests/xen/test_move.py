@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.plugins.xen import libvirt_driver
+from provisioner.plugins.xen import images, libvirt_driver
 
 DATA_AT = 300 * 10**6  # some bytes in the middle of the sparse image, to copy and compare
 DATA = bytes(range(256)) * 8192  # 2 MiB
@@ -94,7 +94,7 @@ def test_interrupted_move_leaves_the_vm_where_it_was(two, monkeypatch):
     from provisioner.plugins.xen.commands import power
 
     vmc, uris, image = two
-    monkeypatch.setattr(libvirt_driver, "COPY_CHUNK", 256 * 1024)
+    monkeypatch.setattr(images, "COPY_CHUNK", 256 * 1024)
     shown = power.ProgressBar.__call__
 
     def interrupt_halfway(self, done, total):

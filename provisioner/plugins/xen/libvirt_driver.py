@@ -1,10 +1,8 @@
 """The Xen roll's VM driver: libvirt-python, for Xen, QEMU/KVM and libvirt's test driver.
 
-The domain type follows the container's URI scheme: `xen` gives a Xen domain (para-virtual
-with pygrub or a direct kernel, or HVM), `qemu`/`kvm` a QEMU domain (machine pc, type qemu:
-TCG works without /dev/kvm), `test` the same XML with type test. Every domain boots from the
-network first, then its disk, so a VM installs by PXE from this server like a physical node;
-it has a serial console on a pty and a VNC display on 127.0.0.1.
+This module owns the connections and a domain's life (define, start, stop, save, restore,
+move, consoles); the domain it defines is `domain.domain_xml`'s, and the disk images it makes
+and copies are `images`'.
 
 Connections are cached per URI for the life of the process: libvirt's `test:///default`
 keeps its state only while a connection is open, and a daemon talking to many containers
@@ -14,7 +12,6 @@ surface as `VmError` with libvirt's message.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import threading
@@ -25,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
+from provisioner.plugins.xen.domain import domain_xml
 from provisioner.plugins.xen.driver import ConsoleInfo, Progress, VmConfig, VmError
+from provisioner.plugins.xen.images import copy_file, ensure_disk, file_size
 
 if TYPE_CHECKING:
     import libvirt
@@ -33,9 +32,7 @@ if TYPE_CHECKING:
 #: libvirt's virDomainState numbers -> the states Rocks listed.
 STATES = {0: "nostate", 1: "active", 2: "active", 3: "paused", 4: "shutdown", 5: "shutoff"}
 STATES.update({6: "crashed", 7: "paused"})
-COPY_CHUNK = 4 << 20
 DETACH = b"\x1d"  # Ctrl-], as virsh console
-PYGRUB = "/usr/lib/xen/bin/pygrub"
 _NO_DOMAIN = 42  # VIR_ERR_NO_DOMAIN
 
 _connections: dict[str, libvirt.virConnect] = {}
@@ -46,15 +43,6 @@ def _libvirt() -> Any:
     import libvirt
 
     return libvirt
-
-
-def domain_type(uri: str) -> str:
-    scheme = urlsplit(uri).scheme.split("+", 1)[0].lower()
-    if scheme in ("qemu", "kvm"):
-        return "qemu"
-    if scheme in ("xen", "test"):
-        return scheme
-    raise VmError(f"unsupported hypervisor URI '{uri}' (use xen, qemu or test)")
 
 
 def is_local(uri: str) -> bool:
@@ -107,160 +95,6 @@ def _errors() -> Iterator[None]:
         yield
     except lv.libvirtError as exc:
         raise VmError(_message(exc)) from None
-
-
-# -- domain XML ---------------------------------------------------------------------------------
-
-
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
-    if text is not None:
-        el.text = text
-    return el
-
-
-def _bus(device: str, dtype: str) -> str | None:
-    if dtype == "xen":
-        return None  # libvirt picks xen's own from the name
-    for prefix, bus in (("vd", "virtio"), ("sd", "scsi"), ("xvd", "xen"), ("hd", "ide")):
-        if device.startswith(prefix):
-            return bus
-    return "ide"
-
-
-def domain_xml(vm: VmConfig, uuid: str | None = None) -> str:
-    """The libvirt domain definition of `vm` on its container's hypervisor."""
-    dtype = domain_type(vm.uri)
-    arch = "i686" if vm.arch in ("i386", "i586", "i686") else vm.arch
-    para = dtype == "xen" and vm.virt_type == "para"
-    dom = ET.Element("domain", {"type": dtype})
-    _sub(dom, "name", vm.name)
-    if uuid:
-        _sub(dom, "uuid", uuid)
-    _sub(dom, "memory", str(vm.mem_mb), unit="MiB")
-    _sub(dom, "vcpu", str(vm.cpus))
-    if para and vm.boot is None:
-        _sub(dom, "bootloader", PYGRUB)
-    os_el = _sub(dom, "os")
-    if para:
-        _sub(os_el, "type", "linux")
-    elif dtype == "xen":
-        _sub(os_el, "type", "hvm")
-    else:
-        _sub(os_el, "type", "hvm", arch=arch, machine="pc")
-    if vm.boot is not None:
-        _sub(os_el, "kernel", vm.boot.kernel)
-        if vm.boot.initrd:
-            _sub(os_el, "initrd", vm.boot.initrd)
-        if vm.boot.cmdline:
-            _sub(os_el, "cmdline", vm.boot.cmdline)
-    elif not para:
-        _sub(os_el, "boot", dev="network")
-        _sub(os_el, "boot", dev="hd")
-    if not para:
-        features = _sub(dom, "features")
-        _sub(features, "acpi")
-        _sub(features, "apic")
-    _sub(dom, "on_poweroff", "destroy")
-    _sub(dom, "on_reboot", "restart")
-    _sub(dom, "on_crash", "destroy")
-    devices = _sub(dom, "devices")
-    for disk in vm.disks:
-        block = disk.vbd_type == "phy"
-        el = _sub(devices, "disk", type="block" if block else "file", device="disk")
-        if dtype == "xen":
-            _sub(el, "driver", name="phy" if block else "file")
-        else:
-            _sub(el, "driver", name="qemu", type="raw")
-        if block:
-            _sub(el, "source", dev=disk.path)
-        else:
-            _sub(el, "source", file=disk.path)
-        bus = _bus(disk.device, dtype)
-        if bus:
-            _sub(el, "target", dev=disk.device, bus=bus)
-        else:
-            _sub(el, "target", dev=disk.device)
-        if disk.mode == "r":
-            _sub(el, "readonly")
-    for nic in vm.nics:
-        el = _sub(devices, "interface", type="bridge")
-        _sub(el, "mac", address=nic.mac)
-        _sub(el, "source", bridge=nic.bridge)
-        if dtype == "xen":
-            _sub(el, "script", path="vif-bridge")
-        if not para:
-            _sub(el, "model", type=nic.model)
-    if dtype != "xen":
-        serial = _sub(devices, "serial", type="pty")
-        _sub(serial, "target", port="0")
-    console = _sub(devices, "console", type="pty")
-    _sub(console, "target", type="xen" if para else "serial", port="0")
-    _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1")
-    ET.indent(dom, "  ")
-    return ET.tostring(dom, encoding="unicode") + "\n"
-
-
-# -- files --------------------------------------------------------------------------------------
-
-
-def ensure_disk(path: str, size_gb: int) -> None:
-    """A missing image becomes a sparse file of `size_gb` * 10^9 bytes (rocks-create-vm-disks)."""
-    p = Path(path)
-    if p.exists():
-        return
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "xb") as fh:
-        fh.truncate(size_gb * 10**9)
-
-
-def _copy_range(fi: BinaryIO, fo: BinaryIO, start: int, end: int, step: Progress) -> None:
-    fi.seek(start)
-    fo.seek(start)
-    pos = start
-    while pos < end:
-        data = fi.read(min(COPY_CHUNK, end - pos))
-        if not data:
-            break
-        fo.write(data)
-        pos += len(data)
-        step(len(data), 0)
-
-
-def copy_file(src: str, dst: str, step: Progress) -> None:
-    """Copy keeping holes (a 36 GB sparse image costs what it holds). `step(n, skipped)` is
-    called for bytes copied and bytes of holes skipped. The copy goes to `dst.part` first,
-    so an interrupted copy never looks complete."""
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    part = dst + ".part"
-    try:
-        with open(src, "rb") as fi, open(part, "wb") as fo:
-            size = os.fstat(fi.fileno()).st_size
-            pos = 0
-            while pos < size:
-                try:
-                    data = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
-                except OSError as exc:
-                    if exc.errno != errno.ENXIO:
-                        raise
-                    data = size  # only a hole remains
-                hole = os.lseek(fi.fileno(), data, os.SEEK_HOLE) if data < size else size
-                if data > pos:
-                    step(0, data - pos)
-                _copy_range(fi, fo, data, hole, step)
-                pos = hole
-            fo.truncate(size)
-        os.replace(part, dst)
-    except BaseException:
-        Path(part).unlink(missing_ok=True)
-        raise
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -411,7 +245,7 @@ class LibvirtDriver:
                 saved = True
                 if vm.state_file != target.state_file:
                     files.append((vm.state_file, target.state_file))
-            total = sum(_size(src) for src, _ in files)
+            total = sum(file_size(src) for src, _ in files)
             done = 0
 
             def step(copied_bytes: int, skipped: int) -> None:
