@@ -28,7 +28,7 @@ from netutil import machine  # noqa: E402
 
 if TYPE_CHECKING:
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 ROCKS = str(Path(sys.executable).parent / "rocks")
 
@@ -95,7 +95,7 @@ def main() -> int:
     sizes = [int(s) for s in opts.hosts.split(",")]
 
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-kickstart-") as home:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from provisioner.cli.registry import Registry
 from provisioner.config import settings
-from provisioner.plugins import Hooks, get_plugin_manager
+from provisioner.hooks import Hooks, get_plugin_manager
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

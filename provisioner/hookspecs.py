@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.db.models import Host
     from provisioner.db.reader import Reader
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.plugins.xen.driver import VmDriver
     from provisioner.services.hostargs import HostRow
     from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef

@@ -60,7 +60,7 @@ def test_hookspec_is_typed_and_explained(name):
 
 
 def hooks_with(*plugins: object):
-    from provisioner.plugins import Hooks, get_plugin_manager
+    from provisioner.hooks import Hooks, get_plugin_manager
 
     extra = [(f"plugin{n}", p) for n, p in enumerate(plugins)]
     return Hooks(get_plugin_manager(extra=extra))
@@ -291,7 +291,7 @@ def test_hook_render_kickstart(rocks, config):
 
 
 def test_facade_wraps_every_hook():
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
     for name in specs():
         assert callable(getattr(Hooks, name, None)), f"Hooks has no typed wrapper for {name}"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from provisioner.cli.main import App
     from provisioner.config import Config
     from provisioner.db.reader import Reader
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.services.hostargs import HostRow
 
 

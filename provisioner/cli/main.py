@@ -22,7 +22,7 @@ from provisioner.errors import ProvisionerError, UsageError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 HELP_WORDS = ("help", "--help", "-h")
 EXIT_INTERNAL = 70
@@ -38,7 +38,7 @@ class App:
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
     ) -> None:
-        from provisioner.plugins import Hooks
+        from provisioner.hooks import Hooks
 
         self.config = config
         self.hooks = hooks or Hooks.from_config(config)

@@ -33,7 +33,7 @@ from provisioner.graph.model import GraphFile, NodeFile, load_graph, load_node, 
 
 if TYPE_CHECKING:
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 Stamp = tuple[int, int]  # (mtime_ns, size)
 T = TypeVar("T")

@@ -24,7 +24,7 @@ from provisioner.services.urls import base_url
 
 if TYPE_CHECKING:
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 KICKSTART_PATH = "/install/sbin/kickstart.cgi"
 _PXE_MAC = re.compile(r"^01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})$")

@@ -24,7 +24,7 @@ from provisioner.services.hostargs import is_mac, normalize_mac
 from provisioner.services.networks import network_of
 
 if TYPE_CHECKING:
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from provisioner.services import attrs as attr_service
 from provisioner.services.networks import network_of
 
 if TYPE_CHECKING:
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 # Rocks' database-data.xml never stores these from site.attrs: they describe one host. A
 # site.attrs made by `rocks report host attr` also carries appliance-level values and this

@@ -14,7 +14,7 @@ from provisioner.db.models import Appliance, Host, Membership
 from provisioner.errors import Conflict, NotFound, UsageError
 
 if TYPE_CHECKING:
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _NODE_NAME = re.compile(r"^(?P<base>.+)-(?P<rack>\d+)-(?P<rank>\d+)$")

@@ -82,7 +82,7 @@ class Rocks:
 
 @pytest.fixture(scope="session")
 def hooks() -> Any:
-    from provisioner.plugins import Hooks, get_plugin_manager
+    from provisioner.hooks import Hooks, get_plugin_manager
 
     return Hooks(get_plugin_manager())
 

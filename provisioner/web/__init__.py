@@ -15,12 +15,12 @@ from provisioner.errors import ProvisionerError
 
 if TYPE_CHECKING:
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 
 def create_app(config: Config | None = None, hooks: Hooks | None = None) -> Flask:
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.web import api, boot, discovery, install, ui
     from provisioner.web.state import WebState
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from provisioner.config import Config
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.pxe.bootconfig import BootConfigs
     from provisioner.services.events import EventRecorder
     from provisioner.services.hostargs import HostRow

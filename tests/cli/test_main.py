@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from provisioner.errors import Vetoed
+from provisioner.hooks import Hooks, get_plugin_manager
 from provisioner.hookspecs import hookimpl
-from provisioner.plugins import Hooks, get_plugin_manager
 from provisioner.testing.pytest_plugin import Rocks
 
 

@@ -319,7 +319,7 @@ def _kickstart(tmp_path: Path, seed: str | None) -> str:
     if seed:
         shutil.copy(SEEDS / seed, site / "nodes" / "replace-partition.xml")
     config = Config.for_home(tmp_path / "home", site_profiles=str(site))
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
     renderer = KickstartRenderer(config, Hooks.from_config(config))
     attrs = {a.name: a.default for a in ATTRIBUTES if a.default is not None}

@@ -107,8 +107,8 @@ def test_grub_and_ipxe(boot, rocks):
 def test_a_roll_renders_the_boot_config_of_the_hosts_it_cares_about(rocks, config):
     """The render_boot_config hook, through the real TFTP and iPXE paths: a roll answers for
     compute-0-0 only; every other host still gets the base roll's config."""
+    from provisioner.hooks import Hooks, get_plugin_manager
     from provisioner.hookspecs import hookimpl
-    from provisioner.plugins import Hooks, get_plugin_manager
 
     class Appliance:
         @hookimpl

@@ -30,7 +30,7 @@ def install(tmp_path: Path, monkeypatch, name: str, version: str, entries: dict[
 @pytest.fixture
 def example(tmp_path, monkeypatch, config):
     """The example roll installed from its pyproject.toml, and a `rocks` that loads it."""
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.testing.pytest_plugin import Rocks
 
     project = tomllib.loads((HERE / "pyproject.toml").read_text())["project"]
@@ -125,7 +125,7 @@ def test_hook_register_vm_drivers(example):
 
 
 def test_disabled_plugins_keeps_a_roll_out(tmp_path, monkeypatch, config):
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.testing.pytest_plugin import Rocks
 
     project = tomllib.loads((HERE / "pyproject.toml").read_text())["project"]
@@ -147,7 +147,7 @@ def test_disabled_plugins_keeps_a_roll_out(tmp_path, monkeypatch, config):
 def test_a_misspelled_hook_implementation_fails_at_start(tmp_path, monkeypatch, config):
     from provisioner.cli.main import App
     from provisioner.errors import ConfigError
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
     install(
         tmp_path,

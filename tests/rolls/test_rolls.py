@@ -124,8 +124,8 @@ def test_the_renderer_of_the_server_notices_enabled_rolls(compute, config, two_r
     """The daemon's renderer (files checked at most once a second, caches per database
     generation) sees `rocks disable roll` and `rocks add roll` on the next request."""
     from provisioner.db.reader import Reader
+    from provisioner.hooks import Hooks
     from provisioner.kickstart.renderer import KickstartRenderer
-    from provisioner.plugins import Hooks
     from provisioner.services.hostargs import resolve_host
 
     rocks = compute

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from provisioner.hooks import Hooks, get_plugin_manager
 from provisioner.hookspecs import hookimpl
-from provisioner.plugins import Hooks, get_plugin_manager
 from provisioner.web import create_app
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from provisioner.db.models import Host
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.plugins.xen.driver import VmDriver
 
 _C = "provisioner.plugins.xen.commands."

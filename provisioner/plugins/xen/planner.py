@@ -22,7 +22,7 @@ from provisioner.services.hostargs import HostRow
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 VIRT_TYPES = ("para", "hvm")
 HOSTED_VM = "Hosted VM"

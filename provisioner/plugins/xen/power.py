@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 from provisioner.plugins.xen.driver import VmConfig, VmDriver, VmError
 
 if TYPE_CHECKING:
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 T = TypeVar("T")
 
