@@ -7,6 +7,8 @@ Policy and transport are separate, one module each:
   the byte sources a transfer reads);
 - `transfer`: the epoll state machine that moves blocks (`Transfer`, `TransferLoop`);
 - `helpers`: helper processes, and the hand-over of a transfer's socket and file to them;
+- `intake`: what comes in on the request socket before a transfer exists (the backlog of
+  requests, what a request packet asks for or why it is refused);
 - `service`: `TftpService`, the front: the request socket, the limits against floods, and
   which process drives each transfer;
 - `client`: a strict small client for tests and benches; `python -m provisioner.pxe.tftp`

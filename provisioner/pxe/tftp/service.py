@@ -39,37 +39,22 @@ import socket
 import threading
 from pathlib import Path
 
-from provisioner.pxe.tftp.files import (
-    DynamicFunc,
-    DynamicWorker,
-    Job,
-    Source,
-    TftpFiles,
-    clean_path,
-)
+from provisioner.pxe.tftp.files import DynamicFunc, DynamicWorker, Job, Source, TftpFiles
 from provisioner.pxe.tftp.helpers import Helper, least_busy, stop_helpers
+from provisioner.pxe.tftp.intake import Backlog, Refusal, read_request
 from provisioner.pxe.tftp.packets import (
-    ERR_ACCESS,
-    ERR_ILLEGAL,
     ERR_UNDEFINED,
-    ERROR,
     MAX_BLKSIZE,
-    RRQ,
-    WRQ,
     TftpError,
     error_packet,
     negotiate,
     oack_packet,
-    parse_request,
 )
 from provisioner.pxe.tftp.transfer import Transfer, TransferLoop
 from provisioner.udp import ServerSocket, UdpService, default_workers, raise_open_files_limit
 
 __all__ = ["TftpService", "default_workers"]
 
-# Requests read from the socket per wake-up, and handled before the transfers get a turn.
-_READ_BATCH = 1024
-_HANDLE_BATCH = 64
 # Room for a burst of requests (a rack powering on at once, or a flood): each small request
 # takes about 830 bytes of it, so 16 MB, which Linux doubles, holds some 40,000.
 _RECEIVE_BUFFER = 16 << 20
@@ -167,9 +152,7 @@ class TftpService(UdpService):
         self._helpers: list[Helper] = []
         self._pending = 0
         self._worker = DynamicWorker(self.files, self.max_pending, self._wake, self.log)
-        self._backlog: collections.deque[tuple[bytes, tuple[str, int], str | None]] = (
-            collections.deque()
-        )
+        self._backlog = Backlog(self._requests.receive, self.stats, self.log)
         self._closed = False
 
     @property
@@ -287,72 +270,27 @@ class TftpService(UdpService):
             self._count(ip, -n)
 
     def _on_requests(self, now: float) -> None:
-        """Read what the socket holds into the backlog (reading is cheap), keeping the newest
-        `max_unconfirmed`: older ones would only start transfers that the newer ones evict
-        before a client could answer. Then handle a batch of them."""
-        receive = self._requests.receive
-        backlog = self._backlog
-        for _ in range(_READ_BATCH):
-            try:
-                got = receive()
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue
-            if got is not None:
-                self.stats["packets"] += 1
-                backlog.append(got)
-        excess = len(backlog) - self.max_unconfirmed
-        if excess > 0:
-            self.stats["overflow"] += excess
-            for _ in range(excess):
-                backlog.popleft()
+        """Read what the socket holds into the backlog, keeping the newest `max_unconfirmed`
+        (`intake.Backlog`). Then handle a batch of them."""
+        self._backlog.read(self.max_unconfirmed)
         self._handle_backlog(now)
 
     def _handle_backlog(self, now: float) -> None:
         """A batch of requests, oldest first; if some are left, come back (through the wake-up
         pipe) after the transfers' ACKs had their turn."""
-        backlog = self._backlog
-        for _ in range(_HANDLE_BATCH):
-            if not backlog:
-                return
-            data, client, local = backlog.popleft()
-            try:
-                self._on_request(data, client, local, now)
-            except Exception:  # noqa: BLE001 - one bad packet must not stop the service
-                self.log.exception("TFTP request from %s:%d failed", client[0], client[1])
-        if backlog:
+        if self._backlog.handle(
+            lambda data, client, local: self._on_request(data, client, local, now)
+        ):
             self._wake()
 
     def _on_request(
         self, data: bytes, client: tuple[str, int], local: str | None, now: float
     ) -> None:
-        if len(data) < 2 or data[0] != 0:
-            self.stats["garbage"] += 1
+        got = read_request(data)
+        if isinstance(got, Refusal):
+            self._refuse(got, data, client, local)
             return
-        opcode = data[1]
-        if opcode == ERROR:
-            return  # never answer an error, or two servers could ping-pong forever
-        if opcode == WRQ:
-            self.stats["refused"] += 1
-            self._send_error(client, local, ERR_ACCESS, "write requests are refused")
-            return
-        if opcode != RRQ:
-            self.stats["garbage"] += 1
-            self._send_error(client, local, ERR_ILLEGAL, "illegal TFTP operation")
-            return
-        try:
-            request = parse_request(data)
-            if request.mode not in ("octet", "netascii"):
-                raise TftpError(ERR_ILLEGAL, "unsupported mode")
-            path = clean_path(request.filename)
-        except TftpError as exc:
-            self.stats["refused"] += 1
-            self._loop.note(
-                logging.INFO, "TFTP refused %r from %s: %s", data[2:66], client[0], exc.message
-            )
-            self._send_error(client, local, exc.code, exc.message)
-            return
+        request, path = got
         self.stats["requests"] += 1
         previous = self._by_client.get(client)
         if previous is not None:
@@ -502,6 +440,23 @@ class TftpService(UdpService):
         self._count(t.client[0], -1)
         if self._by_client.get(t.client) is t:
             del self._by_client[t.client]
+
+    def _refuse(
+        self, why: Refusal, data: bytes, client: tuple[str, int], local: str | None
+    ) -> None:
+        if why.stat is not None:
+            self.stats[why.stat] += 1
+        if why.error is None:
+            return
+        if why.logged:
+            self._loop.note(
+                logging.INFO,
+                "TFTP refused %r from %s: %s",
+                data[2:66],
+                client[0],
+                why.error.message,
+            )
+        self._send_error(client, local, why.error.code, why.error.message)
 
     def _send_error(self, client: tuple[str, int], local: str | None, code: int, msg: str) -> None:
         try:
