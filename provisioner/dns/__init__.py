@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from provisioner.udp import default_workers
 
 if TYPE_CHECKING:
     from provisioner.config import Config
@@ -42,13 +43,6 @@ def parse_upstreams(values: Sequence[str]) -> list[tuple[str, int]]:
         else:
             out.append((value, 53))
     return out
-
-
-def default_workers() -> int:
-    """One process per core but one (left to HTTP, TFTP and the database), at most four.
-    One process answers about as many plain queries as dnsmasq on a quiet core (bench/dns.py);
-    on a two-core machine a second one only competes with the rest."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 def serve(

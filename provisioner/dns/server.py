@@ -35,6 +35,7 @@ from dnslib.server import BaseResolver
 from provisioner.dns.forward import Forwarder
 from provisioner.dns.resolver import DnslibResolver, FastResolver
 from provisioner.dns.wire import PLAIN_COUNTS, pack_reply, refused
+from provisioner.udp import big_receive_buffer
 
 log = logging.getLogger("provisioner.dns")
 
@@ -107,7 +108,7 @@ class DnsServer:
             udp = socket.socket(self._family, socket.SOCK_DGRAM)
             if reuse_port:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            _big_receive_buffer(udp)
+            big_receive_buffer(udp, 4 << 20)
             udp.bind((address, port))
             udp.setblocking(False)
             if not tcp:
@@ -448,13 +449,6 @@ def _recv_by(conn: socket.socket, n: int, until: float) -> bytes | None:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
-
-
-def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
-    except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _shutdown(conn: socket.socket) -> None:

@@ -204,7 +204,9 @@ def test_a_reconnecting_flood_does_not_starve_a_client_that_asks_at_once(dns):
                 assert ask_on(s, f"legit{asked}.example.") == ["192.0.2.1"]
                 assert time.monotonic() - start < 1.0
             asked += 1
-        assert server.stats["tcp_evicted"] - evicted > 50  # the flood went on meanwhile
+        # The flood went on meanwhile: it replaced every one of the 16 slots at least once (a
+        # busier figure depends on how much CPU its threads get on a loaded machine).
+        assert server.stats["tcp_evicted"] - evicted > 16
     finally:
         stop.set()
         for thread in flooders:
