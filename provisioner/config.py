@@ -108,7 +108,9 @@ class Config:
         Path(""),
         Path,
         "Directory of the site's own node graph files (`nodes/`, `graphs/<name>/`), searched "
-        "before every roll's. Empty means `$PROVISIONER_HOME/site-profiles`.",
+        "before every roll's. Empty means `$PROVISIONER_HOME/site-profiles`. Point it at a "
+        "checkout of your site's repository to keep customisations under version control; the "
+        "project's `site-profiles/` is a skeleton with worked examples.",
         "graph",
     )
     eval_enabled: bool = _setting(
