@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.db.models import Host
     from provisioner.db.reader import Reader
-    from provisioner.plugins.xen.driver import VmDriver
     from provisioner.services.hostargs import HostRow
-    from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
+    from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef, VmDriver
 
 
 def get_plugin_manager(
@@ -146,6 +145,12 @@ class Hooks:
         self.pm.hook.install_event(
             session=session, host=host, event=event, detail=detail, hooks=self
         )
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def virtual_hosts(self, reader: Reader) -> set[int]:
+        """Ids of the hosts any roll runs as a virtual machine."""
+        return {i for ids in self.pm.hook.virtual_hosts(reader=reader) for i in ids or ()}
 
     # -- rendering ----------------------------------------------------------------------------
 

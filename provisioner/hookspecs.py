@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from provisioner.db.models import Host
     from provisioner.db.reader import Reader
     from provisioner.hooks import Hooks
-    from provisioner.plugins.xen.driver import VmDriver
     from provisioner.services.hostargs import HostRow
-    from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef
+    from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef, VmDriver
 
 hookspec = pluggy.HookspecMarker("provisioner")
 hookimpl = pluggy.HookimplMarker("provisioner")
@@ -80,7 +79,7 @@ def register_blueprints() -> list[Blueprint]:
 
 @hookspec
 def register_vm_drivers() -> list[VmDriver]:
-    """VM drivers (objects following `provisioner.plugins.xen.driver.VmDriver`) by which the
+    """VM drivers (objects following `provisioner.specs.VmDriver`) by which the
     `... host vm` commands define, power and inspect virtual machines.
 
     Called when a VM command first needs a driver. A VM container picks its driver by name
@@ -120,6 +119,20 @@ def install_event(
     its partitions), `done` (the install finished and its boot action went to `os`); rolls may
     report their own names. `detail` is what the host sent, as JSON values. Runs in the
     transaction that records the event; raising fails the request.
+    """
+
+
+# -- Questions ----------------------------------------------------------------------------------
+
+
+@hookspec
+def virtual_hosts(reader: Reader) -> list[int]:
+    """Ids of the hosts this roll runs as virtual machines (results of all rolls are merged).
+
+    Asked where the core must tell this server from a virtual host of the same appliance: a
+    frontend's kickstart names this server by its public name, taken from the frontend that is
+    not a VM. Read with `reader`; called for frontends' kickstarts and `rocks report host roll`
+    only, not on the hot paths.
     """
 
 

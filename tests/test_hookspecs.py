@@ -290,6 +290,39 @@ def test_hook_render_kickstart(rocks, config):
         reader.close()
 
 
+class Hypervisor:
+    """Runs the frontend as a VM (as a roll running virtual frontends would say of its own)."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    @hookimpl
+    def virtual_hosts(self, reader):
+        return list(self.ids)
+
+
+def test_hook_virtual_hosts(rocks, config):
+    """A frontend's kickstart off our private network names this server by the public name of
+    the frontend that is not a VM; the rolls say which are VMs."""
+    from provisioner.db.reader import Reader
+    from provisioner.services.hostargs import resolve_host
+    from provisioner.services.rolls import server_url
+
+    rocks.ok("remove attr Kickstart_PublicHostname")
+    rocks.ok("add host frontend-1 membership=Frontend rack=1 rank=0")
+    rocks.ok("add host interface frontend-1 eth1 ip=137.110.119.200 subnet=public name=far")
+    reader = Reader.connect(config.db_url)
+    try:
+        frontend, far = resolve_host(reader, "frontend"), resolve_host(reader, "frontend-1")
+        hooks = hooks_with(Hypervisor([frontend.id]))
+        assert hooks.virtual_hosts(reader) >= {frontend.id}
+        assert server_url(config, reader, far, {}, hooks) == "http://far"
+        plain = hooks_with(Hypervisor([]))
+        assert server_url(config, reader, far, {}, plain) == "http://frontend.example.org"
+    finally:
+        reader.close()
+
+
 def test_facade_wraps_every_hook():
     from provisioner.hooks import Hooks
 

@@ -109,6 +109,7 @@ class KickstartRenderer:
         cache_size: int = 4096,
     ) -> None:
         self.config = config
+        self.hooks = hooks
         dirs = directories if directories is not None else default_directories(config, hooks)
         self._fixed_dirs = list(dirs)
         self._roll_keys: tuple[RollKey, ...] | None = None
@@ -170,7 +171,7 @@ class KickstartRenderer:
             # A frontend installs lights-out from its site.attrs and rolls.xml (lights-out.xml).
             from provisioner.services.rolls import lights_out_values
 
-            for key, value in lights_out_values(self.config, reader, host).items():
+            for key, value in lights_out_values(self.config, reader, host, self.hooks).items():
                 values.setdefault(key, value)
         values[BOOTFLAGS] = facts.flags if facts.flags is not None else facts.default_flags
         rows = partition_rows(reader, host.id) if facts.partitions else []

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from provisioner.config import Config
+    from provisioner.hooks import Hooks
     from provisioner.services.hostargs import HostRow
 
 ROLLS_PATH = "/install/rolls/"
@@ -218,7 +219,7 @@ def _on_private_network(reader: Reader, host_id: int) -> bool:
     )
 
 
-def _public_name(reader: Reader, attrs: dict[str, str]) -> str | None:
+def _public_name(reader: Reader, attrs: dict[str, str], hooks: Hooks | None) -> str | None:
     """This server's name on the public network, for a host that reaches it from there."""
     if attrs.get("Kickstart_PublicKickstartHost"):
         return attrs["Kickstart_PublicKickstartHost"]
@@ -230,17 +231,24 @@ def _public_name(reader: Reader, attrs: dict[str, str]) -> str | None:
     )
     if glob.get("Kickstart_PublicHostname"):
         return str(glob["Kickstart_PublicHostname"])
-    name = reader.scalar(
-        "SELECT COALESCE(i.name, i.ip) FROM interfaces i JOIN subnets s ON s.id = i.subnet_id "
+    # This server is the frontend that is not a VM (a roll's virtual frontend has the same
+    # appliance): the rolls say which hosts they run as VMs.
+    frontends = reader.all(
+        "SELECT h.id, COALESCE(i.name, i.ip) FROM interfaces i "
+        "JOIN subnets s ON s.id = i.subnet_id "
         "JOIN hosts h ON h.id = i.host_id JOIN memberships m ON m.id = h.membership_id "
         "JOIN appliances a ON a.id = m.appliance_id "
         "WHERE a.name = 'frontend' AND s.name = 'public' AND COALESCE(i.name, i.ip) IS NOT NULL "
-        "AND h.id NOT IN (SELECT host_id FROM vm_nodes) ORDER BY h.id, i.id"
+        "ORDER BY h.id, i.id"
     )
+    virtual = hooks.virtual_hosts(reader) if hooks is not None and frontends else set()
+    name = next((n for host_id, n in frontends if host_id not in virtual), None)
     return str(name) if name else (glob.get("Kickstart_PublicAddress") or None)
 
 
-def server_url(config: Config, reader: Reader, host: HostRow, attrs: dict[str, str]) -> str:
+def server_url(
+    config: Config, reader: Reader, host: HostRow, attrs: dict[str, str], hooks: Hooks | None
+) -> str:
     """`http://name[:port]`: how `host` reaches this server's HTTP service. On our private
     network that is the address boot configs use; from elsewhere (a virtual frontend on its
     own VLAN, a frontend on the public network) the host's Kickstart_PublicKickstartHost, else
@@ -248,16 +256,18 @@ def server_url(config: Config, reader: Reader, host: HostRow, attrs: dict[str, s
     from provisioner.services.urls import base_url
 
     if not _on_private_network(reader, host.id):
-        name = _public_name(reader, attrs)
+        name = _public_name(reader, attrs, hooks)
         if name:
             port = "" if config.http_port == 80 or ":" in name else f":{config.http_port}"
             return f"http://{name}{port}"
     return base_url(config, reader)
 
 
-def rolls_xml(config: Config, reader: Reader, host: HostRow, attrs: dict[str, str]) -> str:
+def rolls_xml(
+    config: Config, reader: Reader, host: HostRow, attrs: dict[str, str], hooks: Hooks | None
+) -> str:
     """`rocks report host roll`: the host's rolls with this server's rolls URL."""
-    url = server_url(config, reader, host, attrs) + ROLLS_PATH
+    url = server_url(config, reader, host, attrs, hooks) + ROLLS_PATH
     refs = [RollRef(n, v, a, url) for n, v, a, _ in host_rolls(reader, host)]
     return format_rolls_xml(refs)
 
@@ -293,7 +303,9 @@ def _networks(reader: Reader, host_id: int, attrs: dict[str, str]) -> dict[str, 
     }
 
 
-def lights_out_values(config: Config, reader: Reader, host: HostRow) -> dict[str, str]:
+def lights_out_values(
+    config: Config, reader: Reader, host: HostRow, hooks: Hooks | None
+) -> dict[str, str]:
     """What a frontend's kickstart gets besides its attributes (nodes/lights-out.xml,
     server.xml): `lights_out`, `site_attrs`, `rolls_xml`, `install_server` (this server as
     the host reaches it) and its network lines (`lights_out_private_device`,
@@ -305,8 +317,8 @@ def lights_out_values(config: Config, reader: Reader, host: HostRow) -> dict[str
     out = {
         "lights_out": "yes",
         "site_attrs": site_attrs(attrs),
-        "rolls_xml": rolls_xml(config, reader, host, attrs),
-        "install_server": server_url(config, reader, host, attrs),
+        "rolls_xml": rolls_xml(config, reader, host, attrs, hooks),
+        "install_server": server_url(config, reader, host, attrs, hooks),
         **_networks(reader, host.id, attrs),
     }
     for delim in DELIMITERS:

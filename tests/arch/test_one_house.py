@@ -16,8 +16,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
 
 # Where SQL and model writes may be: everywhere else (web/, cli/, pxe/, dns/, dhcp/, plugins/,
@@ -137,7 +135,6 @@ def test_services_do_not_import_web_or_cli() -> None:
     assert not bad, f"services import the web or the CLI: {bad}"
 
 
-@pytest.mark.xfail(reason="issue 11 part 2 (a Xen-free core) is not done yet", strict=True)
 def test_the_core_does_not_know_the_xen_roll() -> None:
     bad = {
         rel: m

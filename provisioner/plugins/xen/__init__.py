@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from provisioner.db.models import Host
+    from provisioner.db.reader import Reader
     from provisioner.hooks import Hooks
     from provisioner.plugins.xen.driver import VmDriver
 
@@ -102,6 +103,13 @@ def register_vm_drivers() -> list[VmDriver]:
     from provisioner.plugins.xen.libvirt_driver import LibvirtDriver
 
     return [LibvirtDriver()]
+
+
+@hookimpl
+def virtual_hosts(reader: Reader) -> list[int]:
+    from provisioner.plugins.xen.queries import vm_host_ids
+
+    return vm_host_ids(reader)
 
 
 @hookimpl

@@ -1,145 +1,32 @@
-"""The VM driver contract: what the `... host vm` commands ask of a hypervisor (R5).
+"""The VM driver contract, as the Xen roll names it: it lives in `provisioner.specs` (the core's
+typed specs, so that neither the core nor a roll bringing its own hypervisor imports this roll)
+and is re-exported here for the roll's modules and for drivers written against this path.
 
-A roll brings its own hypervisor by returning an object that follows `VmDriver` from the
-`register_vm_drivers` hook; a VM container picks a driver by name with its `vm_driver`
-attribute. Drivers get a `VmConfig` — everything the database knows about one VM, resolved
-for its container — and never touch the database themselves, so a command can roll its
-transaction back when a driver fails. A driver reports failures by raising `VmError` (or any
-exception); the commands turn them into one line naming the VM and its container.
-
-This module imports nothing heavy: the CLI loads it to build VM configs for every command.
+The libvirt driver (`libvirt_driver.py`) follows it; see `provisioner.specs` for the contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from provisioner.specs import (
+    VM_STATES,
+    ConsoleInfo,
+    Progress,
+    VmBoot,
+    VmConfig,
+    VmDiskSpec,
+    VmDriver,
+    VmError,
+    VmNic,
+)
 
-from provisioner.errors import ProvisionerError
-
-#: States a driver reports, as Rocks listed them. `nostate`: not defined on the container (or
-#: the container cannot be reached); `active` covers running and blocked.
-VM_STATES = ("active", "paused", "shutdown", "shutoff", "crashed", "nostate")
-
-#: Called with (bytes done, bytes in all) while a move copies files.
-Progress = Callable[[int, int], None]
-
-
-class VmError(ProvisionerError):
-    """A hypervisor refused or failed an operation; the message is the hypervisor's, one line."""
-
-
-@dataclass(frozen=True)
-class VmNic:
-    """One network interface: its MAC, the container's bridge it plugs into, and its VLAN."""
-
-    mac: str
-    bridge: str
-    device: str = "eth0"
-    vlan: int | None = None
-    model: str = "e1000"
-
-
-@dataclass(frozen=True)
-class VmDiskSpec:
-    """One virtual disk. `vbd_type` is `file` (an image file, created sparse when missing) or
-    `phy` (a block device); `size_gb` counts 10^9 bytes, as Rocks did."""
-
-    path: str
-    device: str = "hda"
-    size_gb: int = 36
-    vbd_type: str = "file"
-    mode: str = "w"
-
-
-@dataclass(frozen=True)
-class VmBoot:
-    """A direct kernel boot (para-virtual installs): paths on the container and arguments."""
-
-    kernel: str
-    initrd: str = ""
-    cmdline: str = ""
-
-
-@dataclass(frozen=True)
-class VmConfig:
-    """One VM as the driver sees it.
-
-    `uri` is the container's hypervisor address (its `vm_uri` attribute) and `driver` the
-    name of the driver it chose (`vm_driver`); `state_file` is where `save` writes by default,
-    on the container; `boot` is set when the VM boots a kernel directly instead of from the
-    network and then its disk.
-    """
-
-    name: str
-    container: str
-    uri: str
-    mem_mb: int = 1024
-    cpus: int = 1
-    virt_type: str = "hvm"
-    nics: tuple[VmNic, ...] = ()
-    disks: tuple[VmDiskSpec, ...] = ()
-    state_file: str = ""
-    boot: VmBoot | None = None
-    arch: str = "x86_64"
-    driver: str = "libvirt"
-
-    @property
-    def where(self) -> str:
-        return f"VM {self.name} on container {self.container}"
-
-
-@dataclass(frozen=True)
-class ConsoleInfo:
-    """How to reach a VM's console. `lines` are for people (`rocks open host console`);
-    `serial` is the serial device on the container (a pty path) when known, `vnc` the
-    `host:port` of its graphical console when it has one and runs."""
-
-    lines: tuple[str, ...]
-    serial: str | None = None
-    vnc: str | None = None
-    can_attach: bool = False
-
-
-@runtime_checkable
-class VmDriver(Protocol):
-    """A hypervisor driver. Every method acts on one VM and raises on failure.
-
-    `define` creates or replaces the persistent definition from the config (and creates
-    missing disk files it can reach); `start` boots a defined VM; `stop` is a hard power-off
-    (Rocks' destroy); `save` writes the memory state to a file and stops the VM, `restore`
-    resumes from such a file; `undefine` stops the VM if it runs and forgets it (no error
-    when it is not defined). `move` takes the VM, running or not, from `vm.container` to
-    `target.container`: on failure or interruption it must leave the VM defined, in the same
-    state, where it was. `describe` is the definition text `define` would use (`rocks report
-    host vm` prints it).
-    """
-
-    name: str
-
-    def describe(self, vm: VmConfig) -> str: ...
-
-    def define(self, vm: VmConfig) -> None: ...
-
-    def undefine(self, vm: VmConfig) -> None: ...
-
-    def start(self, vm: VmConfig) -> None: ...
-
-    def stop(self, vm: VmConfig) -> None: ...
-
-    def pause(self, vm: VmConfig) -> None: ...
-
-    def resume(self, vm: VmConfig) -> None: ...
-
-    def save(self, vm: VmConfig, path: str) -> None: ...
-
-    def restore(self, vm: VmConfig, path: str) -> None: ...
-
-    def status(self, vm: VmConfig) -> str: ...
-
-    def move(self, vm: VmConfig, target: VmConfig, progress: Progress) -> None: ...
-
-    def console(self, vm: VmConfig) -> ConsoleInfo: ...
-
-    def attach_console(self, vm: VmConfig, stdin: BinaryIO, stdout: BinaryIO) -> None: ...
+__all__ = [
+    "VM_STATES",
+    "ConsoleInfo",
+    "Progress",
+    "VmBoot",
+    "VmConfig",
+    "VmDiskSpec",
+    "VmDriver",
+    "VmError",
+    "VmNic",
+]

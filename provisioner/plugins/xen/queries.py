@@ -94,6 +94,11 @@ def is_vm(reader: Reader, host_id: int) -> bool:
     return bool(reader.scalar("SELECT 1 FROM vm_nodes WHERE host_id = :h", h=host_id))
 
 
+def vm_host_ids(reader: Reader) -> list[int]:
+    """The hosts that are VMs (the `virtual_hosts` hook)."""
+    return [int(r[0]) for r in reader.all("SELECT host_id FROM vm_nodes ORDER BY host_id")]
+
+
 def vm_of(reader: Reader, host: HostRow) -> VmRow | None:
     rows = _vm_rows(reader, "v.host_id = :h", h=host.id)
     return rows[0] if rows else None

@@ -78,7 +78,7 @@ class ReportHostRoll(Command):
 
         host = ctx.host(args[0])
         attrs = host_attr_values(ctx.reader, host)
-        ctx.write(rolls_xml(ctx.config, ctx.reader, host, attrs))
+        ctx.write(rolls_xml(ctx.config, ctx.reader, host, attrs, ctx.hooks))
 
 
 class RemoveHostRoll(Command):

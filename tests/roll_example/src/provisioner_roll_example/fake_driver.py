@@ -1,5 +1,5 @@
 """A VM driver without a hypervisor: VMs are entries in a dict, as a roll bringing its own
-hypervisor would keep them somewhere. It follows `provisioner.plugins.xen.driver.VmDriver`."""
+hypervisor would keep them somewhere. It follows `provisioner.specs.VmDriver`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
-from provisioner.plugins.xen.driver import ConsoleInfo, Progress, VmConfig, VmError
+from provisioner.specs import ConsoleInfo, Progress, VmConfig, VmError
 
 #: (container, vm name) -> {"state": ..., "config": VmConfig, "saved": path}
 VMS: dict[tuple[str, str], dict[str, Any]] = {}
