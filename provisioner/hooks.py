@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from provisioner.specs import ApplianceSpec, AttrSpec, BootActionSpec, CommandRef, VmDriver
 
 
+#: The arguments of `render_kickstart` in the hookspec's order: an implementation taking all of
+#: them, in that order, is called without building its arguments by name.
+_KICKSTART_ARGS = ("config", "reader", "host", "attrs", "hooks")
+
+
 def get_plugin_manager(
     disabled: Sequence[str] = (), extra: Sequence[tuple[str, object]] = ()
 ) -> pluggy.PluginManager:
@@ -158,7 +163,7 @@ class Hooks:
         self, config: Config, reader: Reader, host: HostRow, flavor: str, attrs: Mapping[str, str]
     ) -> str | None:
         return self.pm.hook.render_boot_config(
-            config=config, reader=reader, host=host, flavor=flavor, attrs=attrs
+            config=config, reader=reader, host=host, flavor=flavor, attrs=attrs, hooks=self
         )
 
     def render_kickstart(
@@ -169,12 +174,21 @@ class Hooks:
         if only is not None:
             # One implementation (the base roll's, nearly always): called as pluggy would,
             # without its per-call machinery; this runs for every kickstart of a storm.
-            return only(config=config, reader=reader, host=host, attrs=attrs)  # type: ignore[no-any-return]
-        return hook(config=config, reader=reader, host=host, attrs=attrs)  # type: ignore[no-any-return]
+            if only.argnames == _KICKSTART_ARGS:
+                return only.function(config, reader, host, attrs, self)  # type: ignore[no-any-return]
+            given = {
+                "config": config,
+                "reader": reader,
+                "host": host,
+                "attrs": attrs,
+                "hooks": self,
+            }
+            return only.function(*[given[a] for a in only.argnames])  # type: ignore[no-any-return]
+        return hook(config=config, reader=reader, host=host, attrs=attrs, hooks=self)  # type: ignore[no-any-return]
 
     def _only_impl(self, hook: pluggy.HookCaller) -> Any:
-        """The function of a hook's sole implementation, or None (several, or none)."""
+        """A hook's sole implementation (pluggy's HookImpl), or None (several, or none)."""
         impls = hook.get_hookimpls()  # checked on every call: a roll may register late
         if len(impls) != 1 or impls[0].hookwrapper or impls[0].wrapper:
             return None
-        return impls[0].function
+        return impls[0]

@@ -141,12 +141,18 @@ def virtual_hosts(reader: Reader) -> list[int]:
 
 @hookspec(firstresult=True)
 def render_boot_config(
-    config: Config, reader: Reader, host: HostRow, flavor: str, attrs: Mapping[str, str]
+    config: Config,
+    reader: Reader,
+    host: HostRow,
+    flavor: str,
+    attrs: Mapping[str, str],
+    hooks: Hooks,
 ) -> str | None:
     """The network-boot configuration `host` gets, as text, or None to leave it to another roll.
 
     :param flavor: the loader asking: `pxelinux` (BIOS), `grub` (UEFI) or `ipxe`.
     :param attrs: the host's resolved attributes.
+    :param hooks: the facade that called (the process's one plugin manager).
 
     Stops at first non-None result. The base roll's implementation is `trylast`, so a roll
     overrides the file for the hosts it cares about by returning text for them only.
@@ -155,11 +161,13 @@ def render_boot_config(
 
 @hookspec(firstresult=True)
 def render_kickstart(
-    config: Config, reader: Reader, host: HostRow, attrs: Mapping[str, str]
+    config: Config, reader: Reader, host: HostRow, attrs: Mapping[str, str], hooks: Hooks
 ) -> str | None:
     """The kickstart `host` installs with, as text, or None to leave it to another roll.
 
     :param attrs: the host's resolved attributes.
+    :param hooks: the facade that called (the process's one plugin manager): a renderer
+        kept for the process takes its rolls' node directories from it.
 
     Stops at first non-None result. The base roll's implementation (the node graph) is
     `trylast`.

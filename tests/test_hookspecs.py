@@ -290,6 +290,50 @@ def test_hook_render_kickstart(rocks, config):
         reader.close()
 
 
+class Witness:
+    """Sees which facade the render hooks are called with, and leaves the answer to others."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl(tryfirst=True)
+    def render_boot_config(self, hooks):
+        self.seen.append(hooks)
+
+    @hookimpl(tryfirst=True)
+    def render_kickstart(self, hooks):
+        self.seen.append(hooks)
+
+
+def test_render_hooks_get_the_calling_hooks(rocks, config):
+    reader, compute, _ = _host_rows(rocks, config)
+    try:
+        witness = Witness()
+        hooks = hooks_with(Fallback(), witness)
+        hooks.render_boot_config(config, reader, compute, "pxelinux", {"hostname": "c"})
+        hooks.render_kickstart(config, reader, compute, {"hostname": "c"})
+        assert witness.seen == [hooks, hooks]
+    finally:
+        reader.close()
+
+
+def test_a_sole_kickstart_renderer_gets_what_it_declares(rocks, config):
+    """The one-implementation fast path passes what pluggy would: the arguments it names."""
+
+    class Only:
+        @hookimpl
+        def render_kickstart(self, hooks, host):
+            return f"{host.name} {type(hooks).__name__}"
+
+    reader, compute, _ = _host_rows(rocks, config)
+    try:
+        hooks = hooks_with(Only())
+        hooks.pm.unregister(name="base")
+        assert hooks.render_kickstart(config, reader, compute, {}) == "compute-0-0 Hooks"
+    finally:
+        reader.close()
+
+
 class Hypervisor:
     """Runs the frontend as a VM (as a roll running virtual frontends would say of its own)."""
 

@@ -60,7 +60,7 @@ from provisioner.services.hostdata import (
 if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.db.reader import Reader
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
     from provisioner.services.hostargs import HostRow
 
 SYNTAX_ATTR = "Kickstart_SyntaxVersion"
@@ -379,9 +379,10 @@ _shared_lock = threading.Lock()
 _last_shared: tuple[Config | None, KickstartRenderer | None] = (None, None)
 
 
-def shared_renderer(config: Config, hooks: Hooks | None = None) -> KickstartRenderer:
+def shared_renderer(config: Config, hooks: Hooks) -> KickstartRenderer:
     """One renderer per configuration in this process, for callers that cannot keep one
-    (a hook implementation): its caches then live as long as the process."""
+    (a hook implementation): its caches then live as long as the process. It is built with
+    the caller's `hooks` (the process's one plugin manager) the first time it is asked for."""
     global _last_shared
     last_config, last = _last_shared
     if last_config is config and last is not None:
@@ -391,10 +392,6 @@ def shared_renderer(config: Config, hooks: Hooks | None = None) -> KickstartRend
     with _shared_lock:
         found = _shared.get(config)
         if found is None:
-            if hooks is None:
-                from provisioner.plugins import Hooks
-
-                hooks = Hooks.from_config(config)
             found = KickstartRenderer(config, hooks)
             _shared[config] = found
         _last_shared = (config, found)

@@ -279,8 +279,24 @@ def test_legacy_main_commands_are_dropped_and_later_nodes_override(cluster, site
 def test_shared_renderer_is_one_per_configuration(config, hooks):
     from provisioner.kickstart.renderer import shared_renderer
 
-    assert shared_renderer(config, hooks) is shared_renderer(config)
-    assert shared_renderer(config.with_(eval_enabled=True), hooks) is not shared_renderer(config)
+    assert shared_renderer(config, hooks) is shared_renderer(config, hooks)
+    assert shared_renderer(config.with_(eval_enabled=True), hooks) is not shared_renderer(
+        config, hooks
+    )
+
+
+def test_shared_renderer_uses_the_callers_hooks(config, hooks, monkeypatch):
+    """One plugin manager per process: the renderer kept for the process is built with the
+    caller's hooks, never with a manager of its own."""
+    import provisioner.hooks
+    from provisioner.kickstart.renderer import shared_renderer
+
+    def no_second_manager(*args, **kwargs):
+        raise AssertionError("shared_renderer built a plugin manager of its own")
+
+    monkeypatch.setattr(provisioner.hooks, "get_plugin_manager", no_second_manager)
+    own = config.with_(eval_enabled=not config.eval_enabled)
+    assert shared_renderer(own, hooks).hooks is hooks
 
 
 def test_list_node_xml_needs_no_database_with_attrs(tmp_path, hooks):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from provisioner.config import Config
     from provisioner.db.models import Host
     from provisioner.db.reader import Reader
+    from provisioner.hooks import Hooks
     from provisioner.services.hostargs import HostRow
 
 _C = "provisioner.plugins.base.commands."
@@ -206,11 +207,13 @@ def host_removing(session: object, host: Host) -> None:
 
 
 @hookimpl(trylast=True)
-def render_kickstart(config: Config, reader: Reader, host: HostRow, attrs: object) -> str:
+def render_kickstart(
+    config: Config, reader: Reader, host: HostRow, attrs: object, hooks: Hooks
+) -> str:
     # The node graph: one renderer per process keeps its parsed files and templates warm.
     from provisioner.kickstart.renderer import shared_renderer
 
-    return shared_renderer(config).render(reader, host)
+    return shared_renderer(config, hooks).render(reader, host)
 
 
 @hookimpl(trylast=True)
