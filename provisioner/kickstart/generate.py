@@ -26,14 +26,11 @@ from pathlib import Path
 from provisioner.graph.errors import GraphError, where
 from provisioner.graph.model import NodeFile
 from provisioner.graph.xmlload import Ref, Tag, split
-from provisioner.kickstart.expanded import expanded_xml  # noqa: F401 - renderer.py's import
 from provisioner.kickstart.nodes import Info, NodeEntry, display_path
-from provisioner.kickstart.partitioning import (  # noqa: F401 - renderer.py's import
+from provisioner.kickstart.partitioning import (
     PARTITION_INCLUDE,
-    PARTITION_JSON,
     do_partition_pre,
     helper_pre,
-    partition_json,
 )
 from provisioner.kickstart.syntax import (
     COMMAND_NAME,

@@ -37,15 +37,10 @@ from provisioner.errors import NotFound
 from provisioner.graph.catalog import NodeCatalog, default_directories
 from provisioner.graph.errors import GraphError
 from provisioner.graph.traverse import Graph, Traversal, order, traverse
-from provisioner.kickstart.generate import (
-    BOOTFLAGS,
-    PARTITION_JSON,
-    Info,
-    KickstartBuilder,
-    NodeEntry,
-    expanded_xml,
-    partition_json,
-)
+from provisioner.kickstart.expanded import expanded_xml
+from provisioner.kickstart.generate import BOOTFLAGS, KickstartBuilder
+from provisioner.kickstart.nodes import Info, NodeEntry
+from provisioner.kickstart.partitioning import PARTITION_JSON, partition_json
 from provisioner.kickstart.template import Template
 from provisioner.services.attrs import flat_values
 from provisioner.services.hostdata import (
