@@ -226,7 +226,7 @@ def run_tftp(config: Config) -> int:
             local.reader = r
         return r
 
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
     boot = BootConfigs(config, reader, Hooks.from_config(config))
     config.tftp_dir.mkdir(parents=True, exist_ok=True)

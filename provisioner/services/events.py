@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from provisioner.db.reader import Reader
-    from provisioner.plugins import Hooks
+    from provisioner.hooks import Hooks
 
 log = logging.getLogger("provisioner.events")
 
