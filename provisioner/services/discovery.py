@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from provisioner.db.models import Discovery, Host, InstallEvent, Interface, Membership, Subnet
 from provisioner.db.reader import Reader
 from provisioner.errors import UsageError
+from provisioner.services.boot import set_state
 from provisioner.services.hostargs import is_mac, normalize_mac
 from provisioner.services.networks import network_of
 
@@ -150,7 +151,7 @@ def discover(session: Session, hooks: Hooks, mac: str) -> Host | None:
             name=name,
         )
     )
-    host.boot_action = "install"
+    set_state(session, host, "install")
     current.rank = rank + 1
     session.add(InstallEvent(host_id=host.id, event="discovered", detail=json.dumps({"mac": mac})))
     session.flush()
