@@ -100,6 +100,14 @@ class Hooks:
             Path(d) for _, items in self._per_roll(self.pm.hook.node_directories) for d in items
         ]  # type: ignore[arg-type]
 
+    def migration_directories(self) -> list[tuple[str, Path]]:
+        """(roll, Alembic version directory) pairs of the enabled rolls, base first."""
+        return [
+            (r, Path(d))  # type: ignore[arg-type]
+            for r, items in self._per_roll(self.pm.hook.migration_directories)
+            for d in items
+        ]
+
     def register_blueprints(self) -> list[Blueprint]:
         return [b for _, items in self._per_roll(self.pm.hook.register_blueprints) for b in items]  # type: ignore[misc]
 

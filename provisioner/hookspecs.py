@@ -69,6 +69,17 @@ def node_directories() -> list[Path]:
 
 
 @hookspec
+def migration_directories() -> list[Path]:
+    """Alembic version directories of this roll's own tables: one branch of the roll's own,
+    whose first revision carries a branch label and `depends_on` the core revision it needs.
+
+    `rocks init frontend` upgrades the core and then each enabled roll's branch; the
+    directories of disabled rolls stay visible so a database that recorded their revisions
+    still upgrades, but their tables are not created.
+    """
+
+
+@hookspec
 def register_blueprints() -> list[Blueprint]:
     """Flask blueprints the web application mounts (pages, API routes, install callbacks).
 

@@ -225,6 +225,57 @@ def test_hook_register_blueprints():
     assert response.status_code == 200 and response.data == b"pong"
 
 
+_NOTES_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "n0001"
+down_revision = None
+branch_labels = ("notes",)
+depends_on = "0001"
+
+
+def upgrade():
+    op.create_table(
+        "notes",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("host_id", sa.Integer(), sa.ForeignKey("hosts.id"), nullable=False),
+    )
+
+
+def downgrade():
+    op.drop_table("notes")
+"""
+
+
+def test_hook_migration_directories(tmp_path):
+    from sqlalchemy import inspect, text
+
+    from provisioner.db import schema
+    from provisioner.db.engine import make_engine
+
+    versions = tmp_path / "notes_migrations"
+    versions.mkdir()
+    (versions / "n0001_notes.py").write_text(_NOTES_REVISION)
+
+    class Notes:
+        @hookimpl
+        def migration_directories(self):
+            return [versions]
+
+    hooks = hooks_with(Notes())
+    assert ("plugin0", versions) in hooks.migration_directories()
+    engine = make_engine(f"sqlite:///{tmp_path / 'state' / 'provisioner.db'}")
+    try:
+        assert schema.upgrade(engine, hooks=hooks) == (None, schema.head_revision())
+        assert "notes" in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            rows = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        assert "n0001" in rows and schema.head_revision() in rows
+    finally:
+        engine.dispose()
+
+
 class Fallback:
     """Stands in for the base roll's renderers (trylast), which other work provides."""
 

@@ -1,5 +1,6 @@
-"""Typed SQLAlchemy 2.0 models of the cluster database. Importing this package imports them all,
-so `Base.metadata` is complete for migrations and tests."""
+"""Typed SQLAlchemy 2.0 models of the cluster database. Importing this package imports the core's
+tables; a roll's own tables (the Xen roll's `vm_nodes`, `vm_disks`) are in the roll's models
+module, on the same `Base`."""
 
 from provisioner.db.models.attributes import (
     ApplianceAttribute,
@@ -14,7 +15,6 @@ from provisioner.db.models.hosts import Appliance, Host, Membership
 from provisioner.db.models.networks import Alias, Interface, Subnet
 from provisioner.db.models.rolls import HostRoll, Roll
 from provisioner.db.models.storage import Partition
-from provisioner.db.models.vm import VmDisk, VmNode
 
 __all__ = [
     "Alias",
@@ -36,6 +36,4 @@ __all__ = [
     "Partition",
     "Roll",
     "Subnet",
-    "VmDisk",
-    "VmNode",
 ]

@@ -99,6 +99,11 @@ def node_directories() -> list[Path]:
 
 
 @hookimpl
+def migration_directories() -> list[Path]:
+    return [Path(__file__).parent / "migrations"]
+
+
+@hookimpl
 def register_vm_drivers() -> list[VmDriver]:
     from provisioner.plugins.xen.libvirt_driver import LibvirtDriver
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def get_vm_node(session: Session, host_id: int) -> Any:
     from sqlalchemy import select
 
-    from provisioner.db.models import VmNode
+    from provisioner.plugins.xen.models import VmNode
 
     return session.scalar(select(VmNode).where(VmNode.host_id == host_id))
 
@@ -40,7 +40,8 @@ def set_vm(
     `physnode` is given (so `rocks dump host vm` output recreates VMs)."""
     from sqlalchemy import select
 
-    from provisioner.db.models import Host, VmDisk, VmNode
+    from provisioner.db.models import Host
+    from provisioner.plugins.xen.models import VmDisk, VmNode
     from provisioner.services.boot import set_named_action
 
     node = get_vm_node(session, host.id)
@@ -106,7 +107,7 @@ def move_rows(session: Session, vm: VmRow, target: HostRow, disk_dir: str) -> No
     """The database half of a move: the VM's container and its image files' directory."""
     from sqlalchemy import select
 
-    from provisioner.db.models import VmDisk
+    from provisioner.plugins.xen.models import VmDisk
 
     node = get_vm_node(session, vm.host.id)
     node.physnode_id = target.id

@@ -133,8 +133,9 @@ class VmPlanner:
     def __init__(self, session: Session, hooks: Hooks) -> None:
         from sqlalchemy import select
 
-        from provisioner.db.models import Host, Interface, VmNode
+        from provisioner.db.models import Host, Interface
         from provisioner.plugins.xen.macs import MacAllocator
+        from provisioner.plugins.xen.models import VmNode
 
         self.session, self.hooks = session, hooks
         self.reader = Reader.for_session(session)
@@ -183,7 +184,8 @@ class VmPlanner:
         return ip
 
     def add(self, requests: Sequence[VmRequest]) -> list[AddedVm]:
-        from provisioner.db.models import Interface, VmDisk, VmNode
+        from provisioner.db.models import Interface
+        from provisioner.plugins.xen.models import VmDisk, VmNode
         from provisioner.services.hosts import NewHost, add_hosts, check_host_name
         from provisioner.services.networks import get_network
 

@@ -1,5 +1,7 @@
-"""VM tables of the Xen roll: vm_nodes (which container holds a VM, its memory, slice and
-virtualisation type) and vm_disks.
+"""Formerly the VM tables (vm_nodes, vm_disks); they moved to the Xen roll's own branch
+(provisioner/plugins/xen/migrations, label `xen`), which creates them when the roll is enabled
+and keeps them where this revision made them. Kept, empty, so that databases at any revision
+keep a valid history.
 
 Revision ID: 0002
 Revises: 0001
@@ -8,9 +10,6 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -18,55 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "vm_nodes",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("host_id", sa.Integer(), nullable=False),
-        sa.Column("physnode_id", sa.Integer(), nullable=False),
-        sa.Column("mem", sa.Integer(), nullable=False),
-        sa.Column("slice", sa.Integer(), nullable=False),
-        sa.Column("virt_type", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["host_id"], ["hosts.id"], name=op.f("fk_vm_nodes_host_id_hosts"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["physnode_id"],
-            ["hosts.id"],
-            name=op.f("fk_vm_nodes_physnode_id_hosts"),
-            ondelete="RESTRICT",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_vm_nodes")),
-        sa.UniqueConstraint("host_id", name=op.f("uq_vm_nodes_host_id")),
-    )
-    with op.batch_alter_table("vm_nodes", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_vm_nodes_physnode_id"), ["physnode_id"], unique=False)
-
-    op.create_table(
-        "vm_disks",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("vm_node_id", sa.Integer(), nullable=False),
-        sa.Column("vbd_type", sa.String(length=64), nullable=False),
-        sa.Column("prefix", sa.String(length=512), nullable=False),
-        sa.Column("name", sa.String(length=512), nullable=False),
-        sa.Column("device", sa.String(length=512), nullable=False),
-        sa.Column("mode", sa.String(length=64), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["vm_node_id"],
-            ["vm_nodes.id"],
-            name=op.f("fk_vm_disks_vm_node_id_vm_nodes"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_vm_disks")),
-    )
-    with op.batch_alter_table("vm_disks", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_vm_disks_vm_node_id"), ["vm_node_id"], unique=False)
+    pass
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("vm_disks", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_vm_disks_vm_node_id"))
-    op.drop_table("vm_disks")
-    with op.batch_alter_table("vm_nodes", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_vm_nodes_physnode_id"))
-    op.drop_table("vm_nodes")
+    pass

@@ -42,7 +42,7 @@ class InitFrontend(Command):
             given.update(read_site_attrs(Path(params["attrs"])))
         given.update({k: v for k, v in params.items() if k not in ("attrs",) and v is not None})
         engine = ctx.app.engine
-        before, after = schema.upgrade(engine)
+        before, after = schema.upgrade(engine, hooks=ctx.hooks)
         if before is None:
             ctx.write(
                 f"created the database schema (revision {after}) at {_safe(ctx.config.db_url)}"

@@ -1,5 +1,6 @@
-"""Virtual machines (reference §5.1): which container holds each VM, its memory, slice and
-virtualisation type, and its disks.
+"""The Xen roll's tables (reference §5.1): which container holds each VM, its memory, slice and
+virtualisation type, and its disks. They share the core's `Base` (and its metadata, so the
+foreign keys to `hosts` resolve); the roll's own Alembic branch (migrations/) creates them.
 
 Rocks' columns map as: `vm_nodes.Node` -> `host_id` (the VM's own host row), `PhysNode` ->
 `physnode_id` (the VM container), `vm_disks.Vm_Node` -> `vm_node_id`. Removing a VM's host
