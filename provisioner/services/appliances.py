@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,19 +12,37 @@ from provisioner.db.reader import Reader
 from provisioner.errors import Conflict, NotFound, UsageError
 
 
-def list_memberships(reader: Reader) -> list[tuple[Any, ...]]:
-    return reader.all(
+class MembershipRow(NamedTuple):
+    name: str
+    appliance: str
+    distribution: str | None
+    public: bool
+
+
+class ApplianceRow(NamedTuple):
+    id: int
+    name: str
+    graph: str | None
+    node: str | None
+    roll: str | None
+    membership: str | None  # its first membership, by name
+
+
+def list_memberships(reader: Reader) -> list[MembershipRow]:
+    rows = reader.all(
         "SELECT m.name, a.name, m.distribution, m.public FROM memberships m "
         "JOIN appliances a ON a.id = m.appliance_id ORDER BY m.id"
     )
+    return [MembershipRow(*r) for r in rows]
 
 
-def list_appliances(reader: Reader) -> list[tuple[Any, ...]]:
-    return reader.all(
+def list_appliances(reader: Reader) -> list[ApplianceRow]:
+    rows = reader.all(
         "SELECT a.id, a.name, a.graph, a.node, a.roll, "
         "(SELECT min(m.name) FROM memberships m WHERE m.appliance_id = a.id) "
         "FROM appliances a ORDER BY a.id"
     )
+    return [ApplianceRow(*r) for r in rows]
 
 
 def appliance_id(reader: Reader, name: str) -> int:

@@ -12,7 +12,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -166,9 +166,17 @@ def publish(reader: Reader, conf_dir: Path, mac: str) -> None:
     write_host_files(reader, conf_dir, only={mac})
 
 
-def recent(reader: Reader, limit: int = 1000) -> list[tuple[Any, ...]]:
+class Discovered(NamedTuple):
+    name: str
+    mac: str | None
+    ip: str | None
+    when: Any  # when it was discovered
+    last_event: str | None
+
+
+def recent(reader: Reader, limit: int = 1000) -> list[Discovered]:
     """Hosts discovered in the current session with their latest install event."""
-    return reader.all(
+    rows = reader.all(
         "SELECT h.name, i.mac, i.ip, e.created, "
         "(SELECT x.event FROM install_events x WHERE x.host_id = h.id ORDER BY x.id DESC LIMIT 1) "
         "FROM install_events e JOIN hosts h ON h.id = e.host_id "
@@ -177,3 +185,4 @@ def recent(reader: Reader, limit: int = 1000) -> list[tuple[Any, ...]]:
         "(SELECT max(started) FROM discovery) ORDER BY e.id LIMIT :n",
         n=limit,
     )
+    return [Discovered(*r) for r in rows]

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -67,14 +67,22 @@ def partitions_reported(
     return count
 
 
-def events_of(reader: Reader, host_ids: list[int]) -> list[tuple[Any, ...]]:
-    """(host id, created, event, detail) of these hosts' install events, oldest first."""
+class EventRow(NamedTuple):
+    host_id: int
+    created: Any
+    event: str
+    detail: str | None  # JSON
+
+
+def events_of(reader: Reader, host_ids: list[int]) -> list[EventRow]:
+    """These hosts' install events, oldest first."""
     clause, params = reader.in_clause("h", host_ids)
-    return reader.all(
+    rows = reader.all(
         f"SELECT host_id, created, event, detail FROM install_events WHERE host_id IN {clause} "
         "ORDER BY id",
         **params,
     )
+    return [EventRow(*r) for r in rows]
 
 
 class EventRecorder:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,8 +28,31 @@ def network_of(subnet: str, netmask: str) -> ipaddress.IPv4Network | ipaddress.I
         raise UsageError(f"bad network {subnet}/{netmask}: {exc}") from None
 
 
-def list_networks(reader: Reader) -> list[tuple[Any, ...]]:
-    return reader.all(f"SELECT {SUBNET_COLUMNS} FROM subnets ORDER BY id")
+class NetworkRow(NamedTuple):
+    id: int
+    name: str
+    subnet: str
+    netmask: str
+    mtu: int | None
+    dnszone: str | None
+    servedns: bool
+
+
+class InterfaceRow(NamedTuple):
+    host_id: int
+    subnet: str | None
+    device: str
+    mac: str | None
+    ip: str | None
+    netmask: str | None
+    module: str | None
+    name: str | None
+    vlan: int | None
+    options: str | None
+
+
+def list_networks(reader: Reader) -> list[NetworkRow]:
+    return [NetworkRow(*r) for r in reader.all(f"SELECT {SUBNET_COLUMNS} FROM subnets ORDER BY id")]
 
 
 def get_network(session: Session, name: str) -> Subnet:
@@ -245,16 +268,16 @@ def aliases_of(reader: Reader, host_ids: list[int]) -> list[tuple[int, str]]:
     ]
 
 
-def interfaces_of(reader: Reader, host_ids: list[int]) -> list[tuple[Any, ...]]:
-    """(host id, subnet, device, mac, ip, netmask, module, name, vlan, options) of these
-    hosts' interfaces, by device."""
+def interfaces_of(reader: Reader, host_ids: list[int]) -> list[InterfaceRow]:
+    """These hosts' interfaces, by device."""
     clause, params = reader.in_clause("h", host_ids)
-    return reader.all(
+    rows = reader.all(
         "SELECT i.host_id, s.name, i.device, i.mac, i.ip, s.netmask, i.module, i.name, i.vlan, "
         "i.options FROM interfaces i LEFT JOIN subnets s ON s.id = i.subnet_id "
         f"WHERE i.host_id IN {clause} ORDER BY i.device",
         **params,
     )
+    return [InterfaceRow(*r) for r in rows]
 
 
 def device_with_mac(reader: Reader, host_id: int, mac: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from provisioner.db.reader import Reader
 from provisioner.errors import NotFound, UsageError
@@ -148,12 +148,20 @@ def delete_rolls(session: Session, rolls: Sequence[RollRow]) -> None:
 # -- host rolls ---------------------------------------------------------------------------------
 
 
-def host_rolls(reader: Reader, host: HostRow) -> list[tuple[str, str, str, str]]:
-    """(name, version, arch, os) of the rolls assigned to `host`, in the order assigned."""
-    return reader.all(  # type: ignore[return-value]
+class HostRoll(NamedTuple):
+    name: str
+    version: str
+    arch: str
+    os: str
+
+
+def host_rolls(reader: Reader, host: HostRow) -> list[HostRoll]:
+    """The rolls assigned to `host`, in the order assigned."""
+    rows = reader.all(
         "SELECT name, version, arch, os FROM host_rolls WHERE host_id = :h ORDER BY id",
         h=host.id,
     )
+    return [HostRoll(*r) for r in rows]
 
 
 def set_host_roll(
