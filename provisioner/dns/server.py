@@ -35,16 +35,20 @@ from dnslib.server import BaseResolver
 from provisioner.dns.forward import Forwarder
 from provisioner.dns.resolver import DnslibResolver, FastResolver
 from provisioner.dns.wire import PLAIN_COUNTS, pack_reply, refused
-from provisioner.udp import big_receive_buffer
+from provisioner.udp import UdpService, big_receive_buffer
 
 log = logging.getLogger("provisioner.dns")
 
 _FORWARD = object()
 
 
-class DnsServer:
+class DnsServer(UdpService):
     """Serves `resolver` over UDP (and TCP on the same port) on `address`:`port`; port 0
-    picks a free one, read back from `.port`. Sockets are bound in the constructor."""
+    picks a free one, read back from `.port`. Sockets are bound in the constructor. The
+    service frame (`port`, `start_thread`, `stop`, the context manager) is provisioner/udp.py's,
+    shared with TFTP."""
+
+    thread_name = "dns"
 
     def __init__(
         self,
@@ -73,18 +77,16 @@ class DnsServer:
         self.tcp_idle = tcp_idle
         self.tcp_lifetime = tcp_lifetime
         self._family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        super().__init__()
         self._udp, self._tcp = self._bind(address, port, tcp, reuse_port)
+        self._sock = self._udp
         self.address = self._udp.getsockname()[0]
-        self._stopping = threading.Event()
-        self._stopped = threading.Event()
-        self._stopped.set()
         self._wake_r, self._wake_w = os.pipe()
         self._tcp_lock = threading.Condition()
         self._tcp_clients: dict[socket.socket, _TcpClient] = {}
         self._tcp_hosts: dict[str, int] = {}
         self._tcp_threads = 0
         self._threads: list[threading.Thread] = []
-        self._loop_thread: threading.Thread | None = None
         self.stats = {
             "udp": 0,
             "tcp": 0,
@@ -131,10 +133,6 @@ class DnsServer:
         raise OSError(f"no port free for both UDP and TCP on {address}")
 
     @property
-    def port(self) -> int:
-        return int(self._udp.getsockname()[1])
-
-    @property
     def tcp_clients(self) -> int:
         """TCP connections held now."""
         with self._tcp_lock:
@@ -145,19 +143,6 @@ class DnsServer:
         """Threads serving TCP connections now: `tcp_clients` plus evicted ones finishing."""
         with self._tcp_lock:
             return self._tcp_threads
-
-    def __enter__(self) -> DnsServer:
-        self.start_thread()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start_thread(self) -> threading.Thread:
-        self._stopped.clear()
-        thread = threading.Thread(target=self.start, name="dns", daemon=True)
-        thread.start()
-        return thread
 
     def start(self) -> None:
         """Serve until `stop()` (blocking): UDP in this thread, TCP and forwarding in others."""
@@ -189,18 +174,16 @@ class DnsServer:
             os.close(self._wake_w)
             self._stopped.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except OSError:
             pass
-        if self._loop_thread is None:
-            self._udp.close()
-            if self._tcp is not None:
-                self._tcp.close()
-        elif self._loop_thread is not threading.current_thread():
-            self._stopped.wait(timeout)
+
+    def _close(self) -> None:
+        self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
