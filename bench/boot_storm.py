@@ -36,15 +36,15 @@ Tools, and why:
 - The slowloris connections come from a Python selector loop: a byte every few seconds on
   1,000 sockets costs nothing.
 
-Nice: real nodes bring their own CPUs; here 200 curls and their hashers share two cores with
-the servers. `--client-nice 19` runs the bulk downloads (curl, xxhsum) at nice 19 so they take
-only what the servers leave; the timed fetches (loader, config, kickstart, probe) stay at 0.
-It did not change the kickstart p99 during the storm (provisionerd 520-737 ms at 19, 690-840 ms
-at 0; nginx alone 349-472 ms and 318-447 ms), so it is off by default. Where the wait is shows
-in the table of nginx's own $request_time: during the storm it was 0 ms at p99 for nginx alone
-sending the kickstart as a file (its clients' 122 ms was spent before nginx read the request),
-and 371 ms (max 1.1 s) for provisionerd's proxied kickstarts, about half of what its clients
-saw (725 ms): that half lies between nginx and the workers.
+The clients' CPU: real nodes bring their own CPUs; here 200 curls and their hashers share two
+cores with the servers, and when they take both, everything waits for a core, the limit as much
+as us. `--client-cpus 1.2` holds the bulk downloads (curl, xxhsum; a cgroup, v1 cpu controller)
+to 1.2 cores, the way a real storm's nodes do not eat the server's CPU; the timed fetches
+(loader, config, kickstart, probe) are not held. `--client-nice 19` runs the bulk downloads at
+nice 19 instead, which did not help: a niced process still gets its turn. Without either, the
+kickstart p99 during the storm was 0.2-0.5 s for nginx alone sending a static file and for us;
+with `--client-cpus 1.2`, 40-80 ms for both (docs/benchmarks.md). nginx's own $request_time
+(from reading the request to the last byte) shows where the wait is; it is printed for both.
 
 CPU: per process group from /proc (nginx, gunicorn, TFTP, the supervisor; clients through
 their rusage), and the machine's busy time from /proc/stat, so "others" is what neighbours on
@@ -52,7 +52,8 @@ a shared machine used meanwhile. Misses are reported, never an exit status: the 
 non-zero only when it cannot run (a missing tool, a server that does not start).
 
     .venv/bin/python bench/boot_storm.py [--nodes 200] [--quick] [--skip-before] [--rounds 1]
-                                         [--client-nice 0] [--before-seconds 180] [--ks-seconds 10]
+                                         [--client-nice 0] [--client-cpus 0] [--before-seconds 180]
+                                         [--ks-seconds 10]
 
 Needs (Debian): nginx, curl, wrk, xxhash, tftpd-hpa, pxelinux, gcc, git.
 """
@@ -153,6 +154,7 @@ class Plan:
     quick: bool
     rounds: int = 1
     client_nice: int = 0
+    client_cgroup: str | None = None  # a cgroup (v1 cpu) the bulk downloads run in
 
 
 # -- CPU -----------------------------------------------------------------------------------------
@@ -475,10 +477,16 @@ W_FORMAT = "%{stderr}@@ %{http_code} %{size_download} %{time_total}\\n"
 
 
 async def fetch(
-    target: Target, i: int, step: Step, deadline: float, slow_rate: str | None, nice: int = 0
+    target: Target,
+    i: int,
+    step: Step,
+    deadline: float,
+    slow_rate: str | None,
+    bulk: tuple[str, ...] = (),
 ) -> tuple[Transfer, bytes | str]:
     """One transfer by curl from node i's address; returns it (unjudged) and the body (small
-    files) or its XXH3 (big ones). A big one's curl and hasher run at `nice`."""
+    files) or its XXH3 (big ones). A big one's curl and hasher run behind `bulk` (nice, and
+    the cgroup that holds the bulk downloads, when asked for)."""
     remaining = deadline - time.monotonic()
     if remaining < 1:
         return Transfer(i, step.name, "not started"), b""
@@ -494,7 +502,7 @@ async def fetch(
     procs: list[asyncio.subprocess.Process] = []
     try:
         if step.big:
-            niced = ["nice", "-n", str(nice)] if nice else []
+            niced = list(bulk)
             r, w = os.pipe()
             try:
                 hasher = await asyncio.create_subprocess_exec(
@@ -566,11 +574,11 @@ def judge(t: Transfer, payload: bytes | str, want: tuple[int, str]) -> Transfer:
 
 
 async def run_node(
-    target: Target, i: int, slow: str | None, t0: float, deadline: float, nice: int
+    target: Target, i: int, slow: str | None, t0: float, deadline: float, bulk: tuple[str, ...]
 ) -> NodeRun:
     run = NodeRun(i, slow is not None, [])
     for step in STEPS:
-        t, payload = await fetch(target, i, step, deadline, slow, nice)
+        t, payload = await fetch(target, i, step, deadline, slow, bulk)
         run.transfers.append(judge(t, payload, target.expected[(i, step.name)]))
     if all(t.verdict not in ("unfinished", "not started") for t in run.transfers):
         run.end = time.monotonic() - t0
@@ -636,9 +644,15 @@ class StormResult:
 async def storm_async(target: Target, plan: Plan, seconds: float) -> tuple[list[NodeRun], float]:
     t0 = time.monotonic()
     deadline = t0 + seconds
+    bulk: tuple[str, ...] = ()
+    if plan.client_cgroup:
+        # The shell moves itself into the cgroup, then becomes the command.
+        bulk += ("sh", "-c", 'echo $$ > "$0" && exec "$@"', f"{plan.client_cgroup}/tasks")
+    if plan.client_nice:
+        bulk += ("nice", "-n", str(plan.client_nice))
     jobs = [
         run_node(target, i, plan.slow_rate if i % plan.slow_every == plan.slow_every - 1 else None,
-                 t0, deadline, plan.client_nice)
+                 t0, deadline, bulk)
         for i in range(plan.nodes)
     ]  # fmt: skip
     runs = await asyncio.gather(*jobs)
@@ -907,6 +921,11 @@ def probe_ok(p: dict[str, object]) -> bool:
     return bool(p) and p["ok"] == p["issued"] and p["finished"] > 0  # type: ignore[operator]
 
 
+def cgroup_cpus(group: str) -> str:
+    quota = int((Path(group) / "cpu.cfs_quota_us").read_text())
+    return f"{quota / int((Path(group) / 'cpu.cfs_period_us').read_text()):g}"
+
+
 def verdict(name: str, met: bool, how: str) -> str:
     return f"- {name}: **{'met' if met else 'MISSED'}** — {how}"
 
@@ -916,10 +935,12 @@ def print_storm(results: list[StormResult], plan: Plan) -> None:
     print(f"## Full storm: {plan.nodes} nodes, 1 in {plan.slow_every} at --limit-rate "
           f"{plan.slow_rate} (MB = 2^20 bytes)")  # fmt: skip
     print()
+    group = plan.client_cgroup
+    held = f", held to {cgroup_cpus(group)} cores (a cgroup)" if group else ""
     print(f"Each node, from its own address: TFTP lpxelinux.0 and pxelinux.cfg/01-<mac>, then HTTP "
           f"{sizes} and its kickstart. Probe: other hosts' kickstarts at {plan.probe_rate:g}/s "
-          f"(ksload). The bulk downloads (curl and xxhsum) run at nice {plan.client_nice}; the "
-          "loader, config and kickstart fetches and the probe at nice 0.")  # fmt: skip
+          f"(ksload). The bulk downloads (curl and xxhsum) run at nice {plan.client_nice}{held}; "
+          "the loader, config and kickstart fetches and the probe at nice 0.")  # fmt: skip
     print()
     print(
         "| server | nodes done | time s | aggregate MB/s | fast clients MB/s (done at s) | "
@@ -1028,6 +1049,13 @@ def main() -> int:
         default=0,
         help="niceness of the bulk downloads (19: they take only what the servers leave)",
     )
+    ap.add_argument(
+        "--client-cpus",
+        type=float,
+        default=0.0,
+        help="hold the bulk downloads (curl, xxhsum) to this many cores in a cgroup, as real "
+        "nodes bring their own CPUs (cgroup v1 cpu controller; 0: no limit)",
+    )
     args = ap.parse_args()
     missing = [
         f"{tool} (Debian: {pkg})"
@@ -1061,6 +1089,7 @@ def main() -> int:
         quick=quick,
         rounds=args.rounds,
         client_nice=args.client_nice,
+        client_cgroup=None,
     )
     # 1,000 slowloris sockets and the storm's pipes: take the hard limit on descriptors.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1068,11 +1097,36 @@ def main() -> int:
     use_pidfd_watcher()
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 prints where a stuck run is
     ksload = build_ksload()
+    with contextlib.ExitStack() as stack:
+        if args.client_cpus:
+            group = stack.enter_context(cpu_cgroup(args.client_cpus))
+            plan = dataclasses.replace(plan, client_cgroup=str(group))
+        try:
+            return run(plan, ksload, skip_before=args.skip_before)
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            return 130
+
+
+@contextlib.contextmanager
+def cpu_cgroup(cpus: float) -> Iterator[Path]:
+    """A cgroup (v1 cpu controller) whose processes together get at most `cpus` cores."""
+    root = Path("/sys/fs/cgroup/cpu")
+    if not (root / "cpu.cfs_quota_us").exists():
+        raise SystemExit("--client-cpus needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu")
+    group = root / f"provisioner-bench-{os.getpid()}"
+    group.mkdir()
     try:
-        return run(plan, ksload, skip_before=args.skip_before)
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        return 130
+        (group / "cpu.cfs_period_us").write_text("100000\n")
+        (group / "cpu.cfs_quota_us").write_text(f"{int(cpus * 100000)}\n")
+        yield group
+    finally:
+        for _ in range(50):  # its processes may take a moment to be gone
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def code_state() -> str:
