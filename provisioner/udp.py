@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 # Linux's value; the socket module does not export it.
@@ -95,7 +96,7 @@ class ServerSocket:
             self.sock.sendto(packet, client)
 
 
-class UdpService:
+class UdpService(ABC):
     """The frame of a UDP service: the subclass binds `_sock` in its constructor (so `.port` is
     known at once, port 0 picking a free one), serves in `start()` until `_stopping` is set, and
     sets `_stopped` when done. `_wake()` makes its loop look at `_stopping` now; `_close()`
@@ -125,14 +126,17 @@ class UdpService:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Serve until `_stopping` is set, then set `_stopped` (blocking)."""
 
+    @abstractmethod
     def _wake(self) -> None:
-        raise NotImplementedError
+        """Make the serving loop look at `_stopping` now."""
 
+    @abstractmethod
     def _close(self) -> None:
-        raise NotImplementedError
+        """Release the sockets of a service that never started."""
 
     def start_thread(self) -> threading.Thread:
         self._stopped.clear()

@@ -27,7 +27,7 @@ from typing import Any
 
 from dnslib import RCODE
 
-from provisioner.dns.wire import refused, relayed, same_question
+from provisioner.dns.wire import recv_exact, refused, relayed, same_question
 
 log = logging.getLogger("provisioner.dns")
 
@@ -192,19 +192,7 @@ def _ask_tcp(query: bytes, ip: str, port: int, timeout: float) -> bytes | None:
         s.settimeout(timeout)
         s.connect((ip, port))
         s.sendall(struct.pack("!H", len(query)) + query)
-        head = _recv_exact(s, 2)
+        head = recv_exact(s, 2)
         if head is None:
             return None
-        return _recv_exact(s, struct.unpack("!H", head)[0])
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes | None:
-    """Exactly n bytes from a stream socket, or None."""
-    chunks, got = [], 0
-    while got < n:
-        chunk = s.recv(n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        return recv_exact(s, struct.unpack("!H", head)[0])

@@ -34,7 +34,7 @@ from dnslib.server import BaseResolver
 
 from provisioner.dns.forward import Forwarder
 from provisioner.dns.resolver import DnslibResolver, FastResolver
-from provisioner.dns.wire import PLAIN_COUNTS, pack_reply, refused
+from provisioner.dns.wire import PLAIN_COUNTS, pack_reply, recv_exact, refused
 from provisioner.udp import UdpService, big_receive_buffer
 
 log = logging.getLogger("provisioner.dns")
@@ -357,10 +357,10 @@ class DnsServer(UdpService):
         try:
             for _ in range(1000):
                 until = min(deadline, client.waiting_since + self.tcp_idle)
-                head = _recv_by(conn, 2, until)
+                head = recv_exact(conn, 2, until)
                 if head is None:
                     return
-                data = _recv_by(conn, struct.unpack("!H", head)[0], until)
+                data = recv_exact(conn, struct.unpack("!H", head)[0], until)
                 if data is None:
                     return
                 with self._tcp_lock:
@@ -415,23 +415,6 @@ class _TcpClient:
         self.waiting_since = accepted
         self.answering = False
         self.evicted = False
-
-
-def _recv_by(conn: socket.socket, n: int, until: float) -> bytes | None:
-    """Exactly n bytes by the monotonic time `until`, or None: a peer trickling a byte at a
-    time cannot stretch a message past it, as a timeout per recv would let it."""
-    chunks, got = [], 0
-    while got < n:
-        left = until - time.monotonic()
-        if left <= 0:
-            return None
-        conn.settimeout(left)
-        chunk = conn.recv(n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _shutdown(conn: socket.socket) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
 
@@ -180,3 +181,22 @@ def pack_reply(reply: DNSRecord, request: DNSRecord, udp: bool) -> bytes:
             short.add_ar(EDNS0(udp_len=UDP_PAYLOAD))
         wire = short.pack()
     return wire
+
+
+def recv_exact(conn: socket.socket, n: int, until: float | None = None) -> bytes | None:
+    """Exactly n bytes of a TCP message (RFC 7766 framing) or None if the peer closes first.
+    With `until` (monotonic time), None past it too: a peer trickling a byte at a time cannot
+    stretch a message beyond it, as a timeout per recv would let it."""
+    chunks, got = [], 0
+    while got < n:
+        if until is not None:
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            conn.settimeout(left)
+        chunk = conn.recv(n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
